@@ -1,0 +1,62 @@
+// Elementwise math with NumPy broadcasting: unary, binary, comparisons, where, clamp.
+//
+// These are the raw kernels: they compute, and record nothing for gradients (autograd/ wraps
+// them). Binary ops broadcast by NumPy's rule: shapes are aligned at the last dim, and each pair
+// of sizes must be equal or contain a 1. Both operands must have the same dtype (no silent
+// promotion); the result has that dtype, except comparisons, which return Bool.
+#pragma once
+
+#include "tensor/tensor.h"
+
+namespace medtl::ops {
+
+// The broadcast shape of a and b, or an Error naming both shapes and the dim that disagrees.
+Shape broadcast_shapes(const Shape& a, const Shape& b);
+
+// ---- Binary, broadcasting. a: (...), b: (...) -> (broadcast shape) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+
+// With a scalar right-hand side (converted to the tensor's dtype).
+Tensor add(const Tensor& a, double b);
+Tensor sub(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor div(const Tensor& a, double b);
+Tensor pow(const Tensor& a, double exponent);
+
+// ---- Comparisons -> Bool. ----
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+
+// ---- Unary. x: (...) -> (same shape) ----
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);  // 1 / (1 + exp(-x)), computed without overflow for large |x|
+Tensor tanh(const Tensor& x);
+Tensor clamp(const Tensor& x, double low, double high);
+
+// cond ? a : b, all three broadcasting together. cond: Bool (or any dtype: nonzero = true).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
+// ---- In place, for optimizers and accumulators (dst keeps its shape; src broadcasts to it). ----
+void add_(const Tensor& dst, const Tensor& src);               // dst += src
+void add_scaled_(const Tensor& dst, const Tensor& src, double alpha);  // dst += alpha * src
+void mul_(const Tensor& dst, double factor);                   // dst *= factor
+
+}  // namespace medtl::ops
