@@ -1,5 +1,6 @@
 // Random tensors: uniform and normal values keyed by (seed, stream, element index).
 #include <cmath>
+#include <limits>
 
 #include "tensor/dispatch.h"
 #include "tensor/parallel.h"
@@ -37,7 +38,11 @@ Tensor uniform_keyed(const Shape& shape, uint64_t seed, uint64_t stream, double 
   return fill_by_index(shape, dtype, "uniform", [&](uint64_t i, auto tag) {
     using T = typename decltype(tag)::type;
     const double u = unit_from_block<T>(philox_random(seed, stream, i), 0);
-    return low + (high - low) * u;
+    // low + (high - low) * u < high, but rounding it to T can carry it up to high (often, when
+    // the range is small next to |low|); then take the largest T below high, keeping [low, high).
+    const T value = static_cast<T>(low + (high - low) * u);
+    if (static_cast<double>(value) < high || !(low < high)) return value;
+    return std::nextafter(static_cast<T>(high), -std::numeric_limits<T>::infinity());
   });
 }
 

@@ -258,10 +258,8 @@ Tensor Tensor::expand(const Shape& shape) const {
   out.strides_.assign(new_dim, 0);
   const int64_t lead = new_dim - dim();
   for (int64_t d = 0; d < new_dim; ++d) {
-    if (d < lead) {
-      MEDTL_CHECK(shape[d] >= 0, "expand: size ", shape[d], " in ", shape_str(shape));
-      continue;  // new leading dims broadcast with stride 0
-    }
+    MEDTL_CHECK(shape[d] >= 0, "expand: size ", shape[d], " in ", shape_str(shape));
+    if (d < lead) continue;  // new leading dims broadcast with stride 0
     const int64_t old = shape_[d - lead];
     if (old == shape[d]) out.strides_[d] = strides_[d - lead];
     else MEDTL_CHECK(old == 1, "expand: shape ", shape_str(shape_), " cannot broadcast to ", shape_str(shape),

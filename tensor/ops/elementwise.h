@@ -4,6 +4,12 @@
 // them). Binary ops broadcast by NumPy's rule: shapes are aligned at the last dim, and each pair
 // of sizes must be equal or contain a 1. Both operands must have the same dtype (no silent
 // promotion); the result has that dtype, except comparisons, which return Bool.
+//
+// Dtypes: everything takes float32 and float64. add, sub, mul, maximum, minimum, neg, abs, sign,
+// relu, clamp, add_ and mul_ also take int64, int32 and uint8 (C++ integer arithmetic, wrapping in
+// the element type); comparisons and where also take Bool. div, pow, exp, log, sqrt, sigmoid,
+// tanh and add_scaled_ are float-only. Float16/BFloat16 are rejected with a message.
+// NaN: maximum/minimum propagate NaN from either side; relu(NaN), clamp(NaN) and sign(NaN) are NaN.
 #pragma once
 
 #include "tensor/tensor.h"
@@ -22,7 +28,8 @@ Tensor pow(const Tensor& a, const Tensor& b);
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 
-// With a scalar right-hand side (converted to the tensor's dtype).
+// With a scalar right-hand side (converted to the tensor's dtype, so add(int_tensor, 0.5) adds 0).
+// pow with exponent 2 or 0.5 computes x * x or sqrt(x).
 Tensor add(const Tensor& a, double b);
 Tensor sub(const Tensor& a, double b);
 Tensor mul(const Tensor& a, double b);
@@ -36,7 +43,7 @@ Tensor lt(const Tensor& a, const Tensor& b);
 Tensor le(const Tensor& a, const Tensor& b);
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
-Tensor gt(const Tensor& a, double b);
+Tensor gt(const Tensor& a, double b);  // compared in double: gt(int_tensor, 0.5) is x > 0.5
 Tensor lt(const Tensor& a, double b);
 
 // ---- Unary. x: (...) -> (same shape) ----
@@ -49,12 +56,14 @@ Tensor sign(const Tensor& x);
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);  // 1 / (1 + exp(-x)), computed without overflow for large |x|
 Tensor tanh(const Tensor& x);
-Tensor clamp(const Tensor& x, double low, double high);
+Tensor clamp(const Tensor& x, double low, double high);  // low <= high; bounds clipped to the dtype's range
 
 // cond ? a : b, all three broadcasting together. cond: Bool (or any dtype: nonzero = true).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
 // ---- In place, for optimizers and accumulators (dst keeps its shape; src broadcasts to it). ----
+// dst may be any strided view (writes go through to its storage) but not an expanded one (a
+// stride-0 dim of size > 1). alpha and factor are converted to dst's dtype.
 void add_(const Tensor& dst, const Tensor& src);               // dst += src
 void add_scaled_(const Tensor& dst, const Tensor& src, double alpha);  // dst += alpha * src
 void mul_(const Tensor& dst, double factor);                   // dst *= factor
