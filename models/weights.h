@@ -42,6 +42,8 @@ WeightFileInfo read_weight_info(const std::string& path);
 // Every dataset in the file as a CPU tensor keyed by its dotted name ("layer1.0.conv1.weight"),
 // in the order the file was written (name order for files that do not track creation order).
 nn::NamedTensors read_weight_tensors(const std::string& path);
+// The same for any HDF5 file (no format attributes required): test fixtures, reference outputs.
+nn::NamedTensors read_hdf5_tensors(const std::string& path);
 
 // Strict: the file must hold exactly the module's keys with the same shapes, else nothing is
 // loaded and the error lists every missing, unexpected and shape-mismatched name.

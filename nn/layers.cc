@@ -38,8 +38,8 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, G
   params_.stride_h = params_.stride_w = stride;
   params_.pad_h = params_.pad_w = padding;
   params_.dilation_h = params_.dilation_w = dilation;
-  weight_ = register_parameter("weight", empty({out_channels, in_channels, kernel_size, kernel_size}));
-  if (bias) bias_ = register_parameter("bias", empty({out_channels}));
+  weight_ = register_parameter("weight", empty({out_channels, in_channels, kernel_size, kernel_size}, default_dtype()));
+  if (bias) bias_ = register_parameter("bias", empty({out_channels}, default_dtype()));
   reset_parameters(gen);
 }
 
@@ -58,10 +58,10 @@ BatchNorm2d::BatchNorm2d(int64_t num_features, double eps, double momentum)
   MEDTL_CHECK(num_features > 0, "BatchNorm2d: num_features must be positive, got ", num_features);
   MEDTL_CHECK(eps >= 0 && momentum >= 0 && momentum <= 1, "BatchNorm2d(", num_features, "): eps ", eps,
               " must be >= 0 and momentum ", momentum, " in [0, 1]");
-  weight_ = register_parameter("weight", empty({num_features}));
-  bias_ = register_parameter("bias", empty({num_features}));
-  running_mean_ = register_buffer("running_mean", empty({num_features}));
-  running_var_ = register_buffer("running_var", empty({num_features}));
+  weight_ = register_parameter("weight", empty({num_features}, default_dtype()));
+  bias_ = register_parameter("bias", empty({num_features}, default_dtype()));
+  running_mean_ = register_buffer("running_mean", empty({num_features}, default_dtype()));
+  running_var_ = register_buffer("running_var", empty({num_features}, default_dtype()));
   num_batches_tracked_ = register_buffer("num_batches_tracked", zeros({}, DType::Int64));
   reset_parameters();
 }
@@ -131,8 +131,8 @@ Linear::Linear(int64_t in_features, int64_t out_features, Generator& gen, bool b
     : in_features_(in_features), out_features_(out_features) {
   MEDTL_CHECK(in_features >= 0 && out_features > 0, "Linear: in_features ", in_features,
               " must be >= 0 and out_features ", out_features, " positive");
-  weight_ = register_parameter("weight", empty({out_features, in_features}));
-  if (bias) bias_ = register_parameter("bias", empty({out_features}));
+  weight_ = register_parameter("weight", empty({out_features, in_features}, default_dtype()));
+  if (bias) bias_ = register_parameter("bias", empty({out_features}, default_dtype()));
   reset_parameters(gen);
 }
 

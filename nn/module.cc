@@ -5,6 +5,18 @@
 
 namespace medtl::nn {
 
+namespace {
+DType g_default_dtype = DType::Float32;
+}  // namespace
+
+DType default_dtype() { return g_default_dtype; }
+
+void set_default_dtype(DType dtype) {
+  MEDTL_CHECK(dtype == DType::Float32 || dtype == DType::Float64, "set_default_dtype: parameters must be float32 or ",
+              "float64, got ", dtype_name(dtype));
+  g_default_dtype = dtype;
+}
+
 Tensor Module::register_parameter(const std::string& name, Tensor t) {
   MEDTL_CHECK(t.defined(), type_name(), ": parameter '", name, "' is undefined");
   MEDTL_CHECK(name.find('.') == std::string::npos, type_name(), ": parameter name '", name, "' must not contain '.'");

@@ -13,6 +13,22 @@ namespace medtl::nn {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
+// The dtype new layers create their parameters and float buffers in (like
+// torch.set_default_dtype): float32 normally; float64 for gradient checks and reference runs.
+DType default_dtype();
+void set_default_dtype(DType dtype);
+// Sets the default dtype for its lifetime, then restores the previous one.
+class DefaultDTypeGuard {
+ public:
+  explicit DefaultDTypeGuard(DType dtype) : previous_(default_dtype()) { set_default_dtype(dtype); }
+  ~DefaultDTypeGuard() { set_default_dtype(previous_); }
+  DefaultDTypeGuard(const DefaultDTypeGuard&) = delete;
+  DefaultDTypeGuard& operator=(const DefaultDTypeGuard&) = delete;
+
+ private:
+  DType previous_;
+};
+
 class Module {
  public:
   virtual ~Module() = default;

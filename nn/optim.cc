@@ -112,7 +112,7 @@ void Optimizer::load_state(const NamedTensors& state) {
     const size_t dot = name.find('.', 6);
     MEDTL_CHECK(dot != std::string::npos && dot > 6, name_, ": load_state: malformed entry '", name, "'");
     const std::string index_str = name.substr(6, dot - 6);
-    MEDTL_CHECK(index_str.find_first_not_of("0123456789") == std::string::npos, name_,
+    MEDTL_CHECK(index_str.size() <= 9 && index_str.find_first_not_of("0123456789") == std::string::npos, name_,
                 ": load_state: malformed parameter index in '", name, "'");
     const size_t i = std::stoul(index_str);
     const std::string key = name.substr(dot + 1);

@@ -291,8 +291,9 @@ TEST(Weights, TruncatedFileFailsWithHdf5CallAndHint) {
   }
 }
 
-// An HDF5 file written directly, with `format` set to `format` (nullptr: no attribute).
-void write_foreign_file(const std::string& path, const char* format) {
+// An HDF5 file written directly (no creation-order tracking), with `format` set to `format`
+// (nullptr: no attribute) and, if `version` > 0, format_version; datasets /weight and /b/x.
+void write_foreign_file(const std::string& path, const char* format, int64_t version = 0) {
   const hid_t file = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   ASSERT_GE(file, 0);
   const hsize_t n = 4;
@@ -301,7 +302,20 @@ void write_foreign_file(const std::string& path, const char* format) {
   const float data[4] = {1, 2, 3, 4};
   ASSERT_GE(H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), 0);
   H5Dclose(dset);
+  const hid_t group = H5Gcreate2(file, "/b", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t dset2 = H5Dcreate2(file, "/b/x", H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  const double data2[4] = {0.5, 1.5, 2.5, 3.5};
+  ASSERT_GE(H5Dwrite(dset2, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data2), 0);
+  H5Dclose(dset2);
+  H5Gclose(group);
   H5Sclose(space);
+  if (version > 0) {
+    const hid_t scalar = H5Screate(H5S_SCALAR);
+    const hid_t attr = H5Acreate2(file, "format_version", H5T_STD_I64LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+    ASSERT_GE(H5Awrite(attr, H5T_NATIVE_INT64, &version), 0);
+    H5Aclose(attr);
+    H5Sclose(scalar);
+  }
   if (format != nullptr) {
     const hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
@@ -324,6 +338,23 @@ TEST(Weights, WrongOrMissingFormatAttributeIsRejected) {
   const std::string none = temp_path("no_format.h5");
   write_foreign_file(none, nullptr);
   EXPECT_ERROR_CONTAINS(models::read_weight_info(none), "not a medtl weight file");
+}
+
+TEST(Weights, ReadsFilesWithoutCreationOrderInNameOrder) {
+  const std::string path = temp_path("untracked.h5");
+  write_foreign_file(path, "medtl-weights", 1);
+  const nn::NamedTensors tensors = models::read_weight_tensors(path);
+  ASSERT_EQ(tensors.size(), 2u);
+  EXPECT_EQ(tensors[0].first, "b.x");
+  EXPECT_EQ(tensors[0].second.dtype(), DType::Float64);
+  EXPECT_EQ(tensors[0].second.to_vector<double>(), (std::vector<double>{0.5, 1.5, 2.5, 3.5}));
+  EXPECT_EQ(tensors[1].first, "weight");
+  EXPECT_EQ(tensors[1].second.to_vector<float>(), (std::vector<float>{1, 2, 3, 4}));
+  // Attributes the file lacks are named in the error.
+  EXPECT_ERROR_CONTAINS(models::read_weight_info(path), "lacks the root attribute 'architecture'");
+  // A newer format version is refused.
+  write_foreign_file(path, "medtl-weights", 2);
+  EXPECT_ERROR_CONTAINS(models::read_weight_tensors(path), "format_version 2");
 }
 
 TEST(Weights, AtomicWriteLeavesNoTmpAndReplacesOldFile) {
