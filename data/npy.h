@@ -14,5 +14,7 @@ Tensor parse_npy(const std::string& bytes, const std::string& name);
 Tensor read_npy(const std::string& path);
 // Writes t (any layout; written in row-major order) to `path` atomically (path.tmp, then rename).
 void write_npy(const std::string& path, const Tensor& t);
+// The bytes write_npy writes (version 1.0 header + row-major data): for .npz members.
+std::string serialize_npy(const Tensor& t);
 
 }  // namespace medtl::data

@@ -57,6 +57,7 @@ Tensor Bottleneck::forward(const Tensor& x) {
 }
 
 ResNet50::ResNet50(ResNetVariant variant, int64_t num_classes, Generator& gen) : variant_(variant) {
+  MEDTL_CHECK(num_classes >= 0, "ResNet50: num_classes must be >= 0 (0 = no fc), got ", num_classes);
   const double eps = bn_eps(variant);
   conv1_ = register_module("conv1", make_conv(3, 64, 7, 2, variant, gen));
   bn1_ = register_module("bn1", std::make_shared<nn::BatchNorm2d>(64, eps));
@@ -65,7 +66,7 @@ ResNet50::ResNet50(ResNetVariant variant, int64_t num_classes, Generator& gen) :
   layer2_ = register_module("layer2", make_stage(256, 128, 4, 2, gen));
   layer3_ = register_module("layer3", make_stage(512, 256, 6, 2, gen));
   layer4_ = register_module("layer4", make_stage(1024, 512, 3, 2, gen));
-  fc_ = register_module("fc", std::make_shared<nn::Linear>(2048, num_classes, gen));
+  if (num_classes > 0) fc_ = register_module("fc", std::make_shared<nn::Linear>(2048, num_classes, gen));
 }
 
 std::shared_ptr<nn::Sequential> ResNet50::make_stage(int64_t in_channels, int64_t width, int64_t blocks, int64_t stride,
@@ -91,10 +92,16 @@ Tensor ResNet50::forward_pooled(const Tensor& x) {
   return ag::flatten(ag::adaptive_avg_pool2d_1x1(forward_stages(x).layer4), 1);
 }
 
-Tensor ResNet50::forward(const Tensor& x) { return fc_->forward(forward_pooled(x)); }
+Tensor ResNet50::forward(const Tensor& x) {
+  MEDTL_CHECK(fc_ != nullptr, "ResNet50::forward: this ResNet-50 was built without a classifier (num_classes = 0); ",
+              "use forward_stages() or forward_pooled(), or add a head with reset_head()");
+  return fc_->forward(forward_pooled(x));
+}
 
 void ResNet50::reset_head(int64_t num_classes, Generator& gen) {
-  if (num_classes != fc_->out_features()) {
+  if (!fc_) {
+    fc_ = register_module("fc", std::make_shared<nn::Linear>(2048, num_classes, gen));  // last, as torchvision's
+  } else if (num_classes != fc_->out_features()) {
     // Replace the child in place: same name "fc", so state_dict keys stay torchvision's.
     auto head = std::make_shared<nn::Linear>(2048, num_classes, gen);
     replace_child("fc", head);

@@ -42,6 +42,8 @@ class ResNet50 : public nn::Module {
  public:
   // Initialised as torchvision does: convs kaiming_normal(fan_out, relu), BN weight 1 / bias 0,
   // fc with Linear's default init. All randomness from `gen`.
+  // num_classes = 0 builds the backbone alone (no fc; e.g. the U-Net encoder, as smp's ResNetEncoder
+  // deletes it): forward() is then an error and forward_stages / forward_pooled work.
   ResNet50(ResNetVariant variant, int64_t num_classes, Generator& gen);
 
   // x: (N, 3, H, W) -> logits (N, num_classes)
@@ -59,11 +61,11 @@ class ResNet50 : public nn::Module {
   Tensor forward_pooled(const Tensor& x);
 
   // The paper's classification head: a new fc (2048 -> num_classes) with weight ~ N(0, 0.01)
-  // and zero bias (protocol §4.1), drawn from gen.
+  // and zero bias (protocol §4.1), drawn from gen. On a backbone without fc it adds one.
   void reset_head(int64_t num_classes, Generator& gen);
 
   ResNetVariant variant() const { return variant_; }
-  int64_t num_classes() const { return fc_->out_features(); }
+  int64_t num_classes() const { return fc_ ? fc_->out_features() : 0; }  // 0: no fc
 
  private:
   std::shared_ptr<nn::Sequential> make_stage(int64_t in_channels, int64_t width, int64_t blocks, int64_t stride,
@@ -74,7 +76,7 @@ class ResNet50 : public nn::Module {
   std::shared_ptr<nn::BatchNorm2d> bn1_;
   std::shared_ptr<nn::MaxPool2d> maxpool_;
   std::shared_ptr<nn::Sequential> layer1_, layer2_, layer3_, layer4_;
-  std::shared_ptr<nn::Linear> fc_;
+  std::shared_ptr<nn::Linear> fc_;  // null when built with num_classes = 0
 };
 
 }  // namespace medtl::models

@@ -4,6 +4,9 @@
 
 #include <hdf5.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -130,6 +133,14 @@ void write_int_attr(hid_t loc, const char* name, int64_t value, const std::strin
       MEDTL_H5_CHECK(H5Acreate2(loc, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), path),
       H5Aclose);
   MEDTL_H5_CHECK(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), path);
+}
+
+void write_uint_attr(hid_t loc, const char* name, uint64_t value, const std::string& path) {
+  H5Handle space(MEDTL_H5_CHECK(H5Screate(H5S_SCALAR), path), H5Sclose);
+  H5Handle attr(
+      MEDTL_H5_CHECK(H5Acreate2(loc, name, H5T_STD_U64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), path),
+      H5Aclose);
+  MEDTL_H5_CHECK(H5Awrite(attr.get(), H5T_NATIVE_UINT64, &value), path);
 }
 
 bool has_attr(hid_t loc, const char* name, const std::string& path) {
@@ -567,6 +578,149 @@ LoadReport load_weights(const std::string& path, nn::Module& module, LoadMode mo
     report.loaded.push_back(state[s].first);
   }
   return report;
+}
+
+// ---------------------------------------------------------------- generic files
+
+namespace {
+
+// Creates the groups of every key and one dataset per tensor, each in its own dtype.
+void write_exact_tensors(hid_t file, const nn::NamedTensors& tensors, const std::string& path) {
+  H5Handle gcpl(MEDTL_H5_CHECK(H5Pcreate(H5P_GROUP_CREATE), path), H5Pclose);
+  MEDTL_H5_CHECK(H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), path);
+  std::set<std::string> groups, keys;
+  for (const auto& [key, tensor] : tensors) {
+    MEDTL_CHECK(keys.insert(key).second, "write_hdf5_file('", path, "'): two tensors are named '", key, "'");
+    MEDTL_CHECK(tensor.defined(), "write_hdf5_file('", path, "'): tensor '", key, "' is undefined");
+    const DType dtype = tensor.dtype();
+    MEDTL_CHECK(dtype == DType::Float32 || dtype == DType::Float64 || dtype == DType::Int64, "write_hdf5_file('",
+                path, "'): tensor '", key, "' is ", dtype_name(dtype),
+                "; only float32, float64 and int64 are stored exactly (convert it with .to(DType))");
+    const std::string dpath = dataset_path_for_key(key);
+    MEDTL_CHECK(!groups.count(dpath), "write_hdf5_file('", path, "'): '", key,
+                "' names both a tensor and a group of other tensors");
+    for (size_t pos = dpath.find('/', 1); pos != std::string::npos; pos = dpath.find('/', pos + 1)) {
+      const std::string group = dpath.substr(0, pos);
+      std::string group_key = group.substr(1);
+      for (char& c : group_key)
+        if (c == '/') c = '.';
+      MEDTL_CHECK(!keys.count(group_key), "write_hdf5_file('", path, "'): '", group_key,
+                  "' names both a tensor and a group of other tensors");
+      if (!groups.insert(group).second) continue;
+      H5Handle g(MEDTL_H5_CHECK(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), path),
+                 H5Gclose);
+    }
+    const hid_t file_type = dtype == DType::Float32   ? H5T_IEEE_F32LE
+                            : dtype == DType::Float64 ? H5T_IEEE_F64LE
+                                                      : H5T_STD_I64LE;
+    const Tensor data = tensor.to(Device::cpu()).contiguous();
+    std::vector<hsize_t> dims(data.shape().begin(), data.shape().end());
+    H5Handle space(MEDTL_H5_CHECK(dims.empty() ? H5Screate(H5S_SCALAR)
+                                               : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                                  path),
+                   H5Sclose);
+    H5Handle dset(MEDTL_H5_CHECK(H5Dcreate2(file, dpath.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                                            H5P_DEFAULT),
+                                 path),
+                  H5Dclose);
+    if (data.numel() > 0)
+      MEDTL_H5_CHECK(H5Dwrite(dset.get(), memory_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.raw_data()), path);
+  }
+}
+
+// fsync on a file or directory; `what` names it in the error.
+void sync_path(const std::string& target, bool directory, const std::string& what) {
+  const int fd = ::open(target.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  MEDTL_CHECK(fd >= 0, what, ": cannot open '", target, "' to flush it to disk: ", std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  MEDTL_CHECK(rc == 0, what, ": fsync('", target, "') failed: ", std::strerror(saved));
+}
+
+struct AttributeVisit {
+  Hdf5Attributes* out;
+  std::string path;
+  std::string error;
+};
+
+herr_t collect_attribute(hid_t loc, const char* name, const H5A_info_t*, void* data) {
+  auto* visit = static_cast<AttributeVisit*>(data);
+  try {
+    H5Handle attr(MEDTL_H5_CHECK(H5Aopen(loc, name, H5P_DEFAULT), visit->path), H5Aclose);
+    H5Handle type(MEDTL_H5_CHECK(H5Aget_type(attr.get()), visit->path), H5Tclose);
+    H5Handle space(MEDTL_H5_CHECK(H5Aget_space(attr.get()), visit->path), H5Sclose);
+    const H5T_class_t cls = H5Tget_class(type.get());
+    const int64_t n = MEDTL_H5_CHECK(H5Sget_simple_extent_npoints(space.get()), visit->path);
+    MEDTL_CHECK(n == 1, "'", visit->path, "': root attribute '", name, "' holds ", n,
+                " values; read_hdf5_attributes reads scalars only");
+    if (cls == H5T_STRING) {
+      visit->out->strings[name] = read_string_attr(loc, name, visit->path);
+    } else if (cls == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_NONE) {
+      uint64_t v = 0;
+      MEDTL_H5_CHECK(H5Aread(attr.get(), H5T_NATIVE_UINT64, &v), visit->path);
+      visit->out->uints[name] = v;
+    } else if (cls == H5T_INTEGER) {
+      int64_t v = 0;
+      MEDTL_H5_CHECK(H5Aread(attr.get(), H5T_NATIVE_INT64, &v), visit->path);
+      visit->out->ints[name] = v;
+    } else if (cls == H5T_FLOAT) {
+      double v = 0;
+      MEDTL_H5_CHECK(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, &v), visit->path);
+      visit->out->doubles[name] = v;
+    } else {
+      throw Error(str_cat("'", visit->path, "': root attribute '", name, "' has an unsupported type (HDF5 class ",
+                          static_cast<int>(cls), ")"));
+    }
+    return 0;
+  } catch (const std::exception& e) {  // never unwind through HDF5's C frames
+    visit->error = e.what();
+    return -1;
+  }
+}
+
+}  // namespace
+
+void write_hdf5_file(const std::string& path, const nn::NamedTensors& tensors, const Hdf5Attributes& attrs) {
+  silence_hdf5();
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  MEDTL_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), "write_hdf5_file: the directory of '", path,
+              "' does not exist; create it first");
+  const std::string tmp = path + ".tmp";
+  std::remove(tmp.c_str());  // a stale one from a crashed run
+  try {
+    H5Handle fcpl(MEDTL_H5_CHECK(H5Pcreate(H5P_FILE_CREATE), tmp), H5Pclose);
+    MEDTL_H5_CHECK(H5Pset_link_creation_order(fcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), tmp);
+    H5Handle file(MEDTL_H5_CHECK(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT), tmp), H5Fclose);
+    write_exact_tensors(file.get(), tensors, tmp);
+    for (const auto& [name, value] : attrs.strings) write_string_attr(file.get(), name.c_str(), value, tmp);
+    for (const auto& [name, value] : attrs.ints) write_int_attr(file.get(), name.c_str(), value, tmp);
+    for (const auto& [name, value] : attrs.uints) write_uint_attr(file.get(), name.c_str(), value, tmp);
+    for (const auto& [name, value] : attrs.doubles) write_doubles_attr(file.get(), name.c_str(), {value}, true, tmp);
+    MEDTL_H5_CHECK(H5Fclose(file.release()), tmp);
+    sync_path(tmp, false, "write_hdf5_file");
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw Error(str_cat("write_hdf5_file: renaming '", tmp, "' to '", path, "' failed: ", reason));
+  }
+  sync_path(parent.empty() ? std::string(".") : parent.string(), true, "write_hdf5_file");
+}
+
+Hdf5Attributes read_hdf5_attributes(const std::string& path) {
+  H5Handle file = open_hdf5_file(path);
+  Hdf5Attributes out;
+  AttributeVisit visit{&out, path, ""};
+  hsize_t index = 0;
+  const herr_t rc = H5Aiterate2(file.get(), H5_INDEX_NAME, H5_ITER_INC, &index, collect_attribute, &visit);
+  MEDTL_CHECK(visit.error.empty(), visit.error);
+  MEDTL_H5_CHECK(rc, path);
+  return out;
 }
 
 std::string weights_cache_dir() {

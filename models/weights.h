@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -73,5 +74,29 @@ std::string weights_cache_dir();
 
 // The HDF5 dataset path of a state_dict key: "layer1.0.conv1.weight" -> "/layer1/0/conv1/weight".
 std::string dataset_path_for_key(const std::string& key);
+
+// ---- Generic named-tensor files (checkpoints, run state; experiments/checkpoint.h). ----
+// Same dataset layout as a weight file (dotted keys as groups, creation order tracked), but every
+// tensor keeps its dtype exactly (float32, float64 or int64; any other dtype is an error), so
+// reading it back gives the same bits; and the root attributes are whatever the caller passes.
+
+// Scalar root attributes by kind: UTF-8 strings, int64, uint64 (seeds, stream counters: every
+// bit kept) and float64.
+struct Hdf5Attributes {
+  std::map<std::string, std::string> strings;
+  std::map<std::string, int64_t> ints;
+  std::map<std::string, uint64_t> uints;
+  std::map<std::string, double> doubles;
+};
+
+// Writes `tensors` in order plus `attrs` to `path`. Atomic and durable: writes `path.tmp`, flushes
+// it to disk (fsync), renames it over `path`, and fsyncs the directory; a crash at any point leaves
+// either the old file or the new one under `path`, never a mix.
+void write_hdf5_file(const std::string& path, const nn::NamedTensors& tensors, const Hdf5Attributes& attrs);
+
+// Every root attribute of an HDF5 file. Scalar (one-element) strings, integers and floats only;
+// a vector attribute (a weight file's "mean") is an error naming it. Signed integers land in
+// `ints`, unsigned ones in `uints`.
+Hdf5Attributes read_hdf5_attributes(const std::string& path);
 
 }  // namespace medtl::models

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "tensor/cpu/allocator.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/copy.h"
 
@@ -48,7 +49,6 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* what) {
 // ---------------------------------------------------------------- storage
 
 namespace {
-constexpr int64_t kCpuAlignment = 64;
 Storage::Allocator g_allocators[2] = {};
 }  // namespace
 
@@ -59,10 +59,8 @@ void Storage::register_allocator(DeviceType type, Allocator allocator) {
 Storage::Storage(int64_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   MEDTL_CHECK(nbytes >= 0, "Storage: negative size ", nbytes);
   if (device.is_cpu()) {
-    // aligned_alloc needs a size that is a multiple of the alignment; never ask for 0 bytes.
-    const int64_t rounded = std::max<int64_t>(kCpuAlignment, (nbytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment);
-    data_ = std::aligned_alloc(kCpuAlignment, static_cast<size_t>(rounded));
-    MEDTL_CHECK(data_ != nullptr, "Storage: out of memory allocating ", nbytes, " bytes on the CPU");
+    // 64-byte aligned, large blocks reused from the cache of freed ones (tensor/cpu/allocator.h).
+    data_ = cpu::allocate(nbytes);
   } else {
     const Allocator& allocator = g_allocators[static_cast<int>(device.type)];
     MEDTL_CHECK(allocator.allocate != nullptr, "Storage: no allocator for ", device.str(),
@@ -72,7 +70,7 @@ Storage::Storage(int64_t nbytes, Device device) : nbytes_(nbytes), device_(devic
 }
 
 Storage::~Storage() {
-  if (device_.is_cpu()) std::free(data_);
+  if (device_.is_cpu()) cpu::release(data_, nbytes_);
   else g_allocators[static_cast<int>(device_.type)].release(data_, device_.index);
 }
 

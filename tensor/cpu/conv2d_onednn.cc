@@ -2,6 +2,15 @@
 // backward-weights), everything else through the plain loops of conv2d_reference.cc. The bias
 // gradient is ops::sum over (N, P, Q) on every path, for its fixed, thread-independent order.
 //
+// Deterministic mode (tensor/determinism.h, the default) runs each float32 kernel chunk by chunk
+// over the batch: chunks of deterministic_conv_chunk() samples, each through a primitive built and
+// run for one thread, spread over parallel_for. Forward and backward-data write disjoint slices of
+// their output; backward-weights writes chunk 0's gradient into the output and adds the other
+// chunks' partials to it element by element in ascending chunk order. Every float32 bit then
+// depends on the shapes alone, not on the thread count. Fast mode hands the whole batch to one
+// primitive that oneDNN threads itself (its backward-weights reduction over the batch is split by
+// the thread count; see tests/conv2d_test.cc).
+//
 // Primitives are built once per (kind, layout, shapes, params, bias, thread count) and kept in a
 // small mutex-guarded cache, so a training loop builds each of its convolutions once. Tensors go
 // in and come out as plain NCHW / KCRS; where the layout is Blocked (see Conv2dLayout) a call
@@ -24,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tensor/determinism.h"
 #include "tensor/ops/conv2d.h"
 #include "tensor/ops/reduce.h"
 #include "tensor/parallel.h"
@@ -292,7 +302,9 @@ std::shared_ptr<const Plan> get_plan(const Context& ctx, bool has_bias) {
   const Conv2dParams& p = ctx.params;
   // oneDNN sizes some kernels' work split by the thread count when the primitive is created, so a
   // primitive is only reused at the thread count it was built for. Inside a parallel region
-  // oneDNN runs (and builds) single-threaded, so that counts as 1 thread.
+  // oneDNN runs single-threaded, so that counts as 1 thread -- and the primitive is built with
+  // this thread's OpenMP count set to 1 too: oneDNN's kernels read omp_get_max_threads() when
+  // they are created, which inside a region still says the outer count.
   const int64_t threads = omp_in_parallel() ? 1 : get_num_threads();
   const PlanKey key = {static_cast<int64_t>(ctx.kind), static_cast<int64_t>(layout), has_bias ? 1 : 0,
                        ctx.x[0], ctx.x[1], ctx.x[2], ctx.x[3], ctx.w[0], ctx.w[2], ctx.w[3],
@@ -302,7 +314,11 @@ std::shared_ptr<const Plan> get_plan(const Context& ctx, bool has_bias) {
     const auto it = plans.find(key);
     if (it != plans.end()) return it->second;
   }
-  std::shared_ptr<const Plan> plan = build_plan(ctx, layout, has_bias);  // outside the lock: it may take ms
+  std::shared_ptr<const Plan> plan;
+  {
+    OmpThreadsScope build_threads(static_cast<int>(threads));
+    plan = build_plan(ctx, layout, has_bias);  // outside the lock: it may take ms
+  }
   std::lock_guard<std::mutex> lock(mutex);
   if (plans.size() >= kMaxPlans) plans.clear();  // callers holding a plan keep it alive
   return plans.emplace(key, std::move(plan)).first->second;  // another thread's equal plan wins a race
@@ -351,6 +367,93 @@ bool any_empty(const Shape& a, const Shape& b, const Shape& c) {
   return shape_numel(a) == 0 || shape_numel(b) == 0 || shape_numel(c) == 0;
 }
 
+
+// ---- Deterministic mode: the batch in fixed chunks, one thread per primitive. ----
+
+// The chunks of a batch of n samples: [i * chunk, min(n, (i + 1) * chunk)).
+struct Chunks {
+  int64_t n = 0, chunk = 1, count = 0;
+  explicit Chunks(int64_t batch) : n(batch), chunk(deterministic_conv_chunk()), count((batch + chunk - 1) / chunk) {}
+  int64_t begin(int64_t i) const { return i * chunk; }
+  int64_t size(int64_t i) const { return std::min(n, (i + 1) * chunk) - i * chunk; }
+};
+
+Shape with_batch(const Shape& s, int64_t n) {
+  Shape out = s;
+  out[0] = n;
+  return out;
+}
+
+// Runs chunk i of `kind` on one thread: in0/in1/out are the whole-batch pointers of the call
+// (for forward and backward-data both batch operands advance by the chunk; for backward-weights
+// only the two inputs do, and `out` is this chunk's own (K, C, R, S) buffer).
+void run_chunk(Kind kind, const Chunks& chunks, int64_t i, const Shape& x_shape, const Shape& w_shape,
+               const Shape& y_shape, const Conv2dParams& params, const float* in0, const float* in1, const float* bias,
+               float* out) {
+  OmpThreadsScope one_thread(1);
+  const int64_t n0 = chunks.begin(i), nc = chunks.size(i);
+  const int64_t x_per = shape_numel(x_shape) / x_shape[0], y_per = shape_numel(y_shape) / y_shape[0];
+  const Shape xs = with_batch(x_shape, nc);
+  const Context ctx{kind, xs, w_shape, params};
+  const auto plan = get_plan(ctx, bias != nullptr);
+  switch (kind) {
+    case Kind::Forward:  // in0 = x, in1 = w, out = y
+      execute(ctx, *plan, in0 + n0 * x_per, in1, bias, out + n0 * y_per);
+      break;
+    case Kind::BackwardInput:  // in0 = grad_y, in1 = w, out = grad_x
+      execute(ctx, *plan, in0 + n0 * y_per, in1, nullptr, out + n0 * x_per);
+      break;
+    case Kind::BackwardWeight:  // in0 = x, in1 = grad_y, out = this chunk's grad_w
+      execute(ctx, *plan, in0 + n0 * x_per, in1 + n0 * y_per, nullptr, out);
+      break;
+  }
+}
+
+// Forward or backward-data, deterministic: chunks write disjoint slices of `out`.
+void run_sliced(Kind kind, const Shape& x_shape, const Shape& w_shape, const Shape& y_shape,
+                const Conv2dParams& params, const float* in0, const float* in1, const float* bias, float* out) {
+  const Chunks chunks(x_shape[0]);
+  parallel_for(0, chunks.count, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      run_chunk(kind, chunks, i, x_shape, w_shape, y_shape, params, in0, in1, bias, out);
+  });
+}
+
+// Backward-weights, deterministic: gw = p_0 + p_1 + ... + p_{count-1}, added left to right for
+// every element, p_i being chunk i's gradient. Chunks are computed in groups (as many at once as
+// there are threads, within a memory cap): chunk 0 straight into gw, the others into a buffer,
+// then added to gw in ascending chunk order. The group size decides only how much runs at once,
+// never the order of the additions, so the bits depend on neither it nor the thread count.
+void backward_weight_chunked(const Shape& x_shape, const Shape& w_shape, const Shape& y_shape,
+                             const Conv2dParams& params, const float* x, const float* gy, float* gw) {
+  const Chunks chunks(x_shape[0]);
+  const int64_t wnum = shape_numel(w_shape);
+  constexpr int64_t kMaxPartialBytes = int64_t{256} << 20;
+  const int64_t by_memory = std::max<int64_t>(1, kMaxPartialBytes / (wnum * static_cast<int64_t>(sizeof(float))));
+  const int64_t group =
+      std::max<int64_t>(1, std::min({chunks.count, by_memory, static_cast<int64_t>(get_num_threads())}));
+  Tensor partials = chunks.count > 1 ? empty({group, wnum}, DType::Float32) : Tensor();
+  float* p = chunks.count > 1 ? partials.data<float>() : nullptr;
+  for (int64_t first = 0; first < chunks.count; first += group) {
+    const int64_t take = std::min(group, chunks.count - first);
+    parallel_for(0, take, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t s = begin; s < end; ++s) {
+        const int64_t i = first + s;
+        run_chunk(Kind::BackwardWeight, chunks, i, x_shape, w_shape, y_shape, params, x, gy, nullptr,
+                  i == 0 ? gw : p + s * wnum);
+      }
+    });
+    const int64_t s0 = first == 0 ? 1 : 0;  // chunk 0 is already in gw
+    if (s0 >= take) continue;
+    parallel_for(0, wnum, 32768, [&](int64_t begin, int64_t end) {
+      for (int64_t s = s0; s < take; ++s) {
+        const float* ps = p + s * wnum;
+        for (int64_t e = begin; e < end; ++e) gw[e] += ps[e];
+      }
+    });
+  }
+}
+
 }  // namespace
 
 void set_conv2d_onednn_layout(Conv2dLayout layout) { g_layout.store(layout); }
@@ -362,6 +465,11 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
     return conv2d_forward_reference(x, w, bias, params);
   const Tensor xc = x.contiguous(), wc = w.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
   Tensor y = empty(y_shape, DType::Float32);
+  if (deterministic()) {
+    run_sliced(Kind::Forward, x.shape(), w.shape(), y_shape, params, xc.data<float>(), wc.data<float>(),
+               bc.defined() ? bc.data<float>() : nullptr, y.data<float>());
+    return y;
+  }
   const Context ctx{Kind::Forward, x.shape(), w.shape(), params};
   const auto plan = get_plan(ctx, bias.defined());
   execute(ctx, *plan, xc.data<float>(), wc.data<float>(), bc.defined() ? bc.data<float>() : nullptr, y.data<float>());
@@ -374,6 +482,11 @@ Tensor conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Shape&
     return conv2d_backward_input_reference(grad_y, w, x_shape, params);
   const Tensor gyc = grad_y.contiguous(), wc = w.contiguous();
   Tensor gx = empty(x_shape, DType::Float32);
+  if (deterministic()) {
+    run_sliced(Kind::BackwardInput, x_shape, w.shape(), y_shape, params, gyc.data<float>(), wc.data<float>(), nullptr,
+               gx.data<float>());
+    return gx;
+  }
   const Context ctx{Kind::BackwardInput, x_shape, w.shape(), params};
   const auto plan = get_plan(ctx, false);
   execute(ctx, *plan, gyc.data<float>(), wc.data<float>(), nullptr, gx.data<float>());
@@ -386,6 +499,10 @@ Tensor conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Shape
     return conv2d_backward_weight_reference(grad_y, x, w_shape, params);
   const Tensor gyc = grad_y.contiguous(), xc = x.contiguous();
   Tensor gw = empty(w_shape, DType::Float32);
+  if (deterministic()) {
+    backward_weight_chunked(x.shape(), w_shape, y_shape, params, xc.data<float>(), gyc.data<float>(), gw.data<float>());
+    return gw;
+  }
   const Context ctx{Kind::BackwardWeight, x.shape(), w_shape, params};
   const auto plan = get_plan(ctx, false);
   execute(ctx, *plan, xc.data<float>(), gyc.data<float>(), nullptr, gw.data<float>());
@@ -405,9 +522,15 @@ std::string conv2d_onednn_impl(const char* kind, const Shape& x_shape, const Sha
   MEDTL_CHECK(k == "forward" || k == "backward_input" || k == "backward_weight", "conv2d_onednn_impl: kind \"", k,
               "\" is none of forward, backward_input, backward_weight");
   conv2d_output_shape(x_shape, w_shape, params);
-  const Context ctx{k == "forward" ? Kind::Forward : k == "backward_input" ? Kind::BackwardInput : Kind::BackwardWeight,
-                    x_shape, w_shape, params};
-  return get_plan(ctx, false)->impl;
+  const Kind kind_ = k == "forward" ? Kind::Forward : k == "backward_input" ? Kind::BackwardInput : Kind::BackwardWeight;
+  if (deterministic()) {  // what each chunk runs
+    const int64_t chunk = std::min(x_shape[0], deterministic_conv_chunk());
+    const Shape xs = with_batch(x_shape, chunk);
+    OmpThreadsScope one_thread(1);
+    return str_cat(get_plan(Context{kind_, xs, w_shape, params}, false)->impl, " (deterministic: chunks of ", chunk,
+                   " samples, 1 thread each)");
+  }
+  return get_plan(Context{kind_, x_shape, w_shape, params}, false)->impl;
 }
 
 }  // namespace medtl::ops

@@ -1,11 +1,16 @@
 // CPU matmul: float32 GEMM through oneDNN's dnnl_sgemm, float64 GEMM as a blocked loop, and the
 // NumPy-style batched matmul on tensors that calls them without copying operands it can avoid.
+// In deterministic mode (tensor/determinism.h, the default) a float32 GEMM is cut into fixed
+// kGemmTile x kGemmTile tiles of C, each one single-threaded sgemm over the whole K, spread over
+// parallel_for: no tile's bits depend on the thread count. Fast mode lets oneDNN thread one sgemm
+// over all of C, which may split K by the thread count.
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 
 #include <algorithm>
 #include <vector>
 
+#include "tensor/determinism.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/matmul.h"
 #include "tensor/parallel.h"
@@ -61,10 +66,25 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   if (m == 0 || n == 0) return;
   if (k == 0) return scale_c(m, n, beta, c, ldc);
   // Leading dimensions are validated by oneDNN itself (a bad one reports invalid_arguments).
-  // oneDNN threads over omp_get_max_threads() (set by medtl::set_num_threads), and runs
-  // single-threaded when called inside a parallel region.
-  MEDTL_DNNL_CHECK(dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc),
-                   m, n, k);
+  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+  if (!deterministic()) {
+    // oneDNN threads over omp_get_max_threads() (set by medtl::set_num_threads), and runs
+    // single-threaded when called inside a parallel region.
+    MEDTL_DNNL_CHECK(dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), m, n, k);
+    return;
+  }
+  // Fixed tiles of C, each a single-threaded sgemm over all of K (its own submatrices of A and B).
+  const int64_t tiles_m = (m + kGemmTile - 1) / kGemmTile, tiles_n = (n + kGemmTile - 1) / kGemmTile;
+  parallel_for(0, tiles_m * tiles_n, 1, [&](int64_t begin, int64_t end) {
+    OmpThreadsScope one_thread(1);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t i0 = (t / tiles_n) * kGemmTile, j0 = (t % tiles_n) * kGemmTile;
+      const int64_t mi = std::min(kGemmTile, m - i0), nj = std::min(kGemmTile, n - j0);
+      const float* at = trans_a ? a + i0 : a + i0 * lda;  // op(A) rows i0.. : A's columns if transposed
+      const float* bt = trans_b ? b + j0 * ldb : b + j0;  // op(B) columns j0.. : B's rows if transposed
+      MEDTL_DNNL_CHECK(dnnl_sgemm(ta, tb, mi, nj, k, alpha, at, lda, bt, ldb, beta, c + i0 * ldc + j0, ldc), m, n, k);
+    }
+  });
 }
 
 // i-k-j over 64x64x64 tiles. Each C element is owned by one thread (threads split the row blocks)
