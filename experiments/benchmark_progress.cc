@@ -1,6 +1,7 @@
 // The per-job progress bar and the grid's ETA, on stderr.
 #include "experiments/benchmark_progress.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,6 +14,14 @@
 
 namespace medtl::experiments::bench {
 namespace {
+
+// CPU seconds of the whole process (all threads): with wall time it shows whether the job had the
+// cores to itself (cpu/wall near the thread count) or shared them.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + 1e-6 * ru.ru_utime.tv_usec + ru.ru_stime.tv_sec + 1e-6 * ru.ru_stime.tv_usec;
+}
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -75,6 +84,7 @@ void GridProgress::draw(const std::string& line, bool final) {
 void GridProgress::begin_job(const std::string& label) {
   label_ = label;
   job_start_ = now_seconds();
+  job_cpu_ = cpu_seconds();
   fraction_ = 0.0;
   draw(str_cat("[", next_ + 1, "/", kinds_.size(), "] ", label_, " | ", eta()), !tty_);
 }
@@ -108,7 +118,9 @@ void GridProgress::on_event(const ProgressEvent& e) {
 
 void GridProgress::end_job(const std::string& outcome) {
   const double seconds = now_seconds() - job_start_;
-  draw(str_cat("[", next_ + 1, "/", kinds_.size(), "] ", label_, ": ", outcome, " (", format_seconds(seconds), ")"),
+  const double cpu = cpu_seconds() - job_cpu_;
+  draw(str_cat("[", next_ + 1, "/", kinds_.size(), "] ", label_, ": ", outcome, " (", format_seconds(seconds),
+               ", cpu/wall ", fixed(seconds > 0 ? cpu / seconds : 0.0, 2), ")"),
        true);
   if (next_ < kinds_.size()) done_.emplace_back(kinds_[next_], seconds);
   ++next_;

@@ -34,7 +34,7 @@ class GridProgress {
   size_t next_ = 0;                  // index of the running job in kinds_
   std::vector<std::pair<std::string, double>> done_;  // kind, seconds of finished jobs
   std::string label_;
-  double job_start_ = 0.0, grid_start_ = 0.0;
+  double job_start_ = 0.0, job_cpu_ = 0.0, grid_start_ = 0.0;
   double fraction_ = 0.0;            // of the running job, from its epochs (an upper bound: early stopping)
   bool tty_ = false;
   size_t last_width_ = 0;

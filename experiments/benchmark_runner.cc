@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -53,7 +54,12 @@ void write_run_json(const std::string& path, const Job& job, const LoopResult& l
   m.epochs = loop.epochs;
   m.epoch_losses = loop.train_losses;
   m.losses_sha256 = float64_sha256(loop.train_losses);
-  if (model != nullptr) m.weights_sha256 = state_dict_sha256(*model);
+  // The weights hash (state_dict_sha256, ~2 s for a ResNet-50 here) is left out of the default
+  // manifest: the scores hash already checks reproducibility. Set MEDTL_HASH_WEIGHTS=1 to add it.
+  const char* hash_weights = std::getenv("MEDTL_HASH_WEIGHTS");
+  m.weights_sha256 = "not computed (MEDTL_HASH_WEIGHTS=1 computes it)";
+  if (model != nullptr && hash_weights != nullptr && std::string(hash_weights) == "1")
+    m.weights_sha256 = state_dict_sha256(*model);
   std::string history = "{\"best_epoch\": " + std::to_string(loop.best_epoch) + ", \"stop\": \"";
   for (char ch : stop_or_failure) history += (ch == '"' || ch == '\\') ? std::string("\\") + ch : std::string(1, ch);
   history += "\", \"val_losses\": [";

@@ -159,8 +159,6 @@ ReproConfig parse_repro_config(const std::string& text, const std::string& origi
                           "'; known: model, variant, num_classes, image_size, batch, steps, steps_per_epoch, seed, lr, "
                           "optimizer, momentum, weight_decay, scheduler, dropout (see experiments/repro_training.h)"));
   }
-  MEDTL_CHECK(c.image_size % 32 == 0, origin, ": image_size must be a multiple of 32 (ResNet-50 halves it 5 times), got ",
-              c.image_size);
   MEDTL_CHECK(c.dropout < 1.0, origin, ": dropout must be in [0, 1), got ", c.dropout);
   return c;
 }

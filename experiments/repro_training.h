@@ -6,7 +6,7 @@
 //   model           resnet50 (the only model for now)
 //   variant         torchvision | keras                          (default torchvision)
 //   num_classes     outputs of the multi-label head, BCE loss    (default 4)
-//   image_size      square input side, a multiple of 32           (default 32)
+//   image_size      square input side, at least 32                (default 32)
 //   batch           images per step                               (default 4)
 //   steps           optimizer steps of the whole run              (default 4)
 //   steps_per_epoch batches per epoch; the synthetic dataset holds steps_per_epoch * batch

@@ -1,6 +1,8 @@
 // The classification engine: paper pipelines, BCE on sigmoid outputs, plateau schedule, ten-crop AUC.
 #include "experiments/train_classifier.h"
 
+#include <map>
+
 #include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "data/loader.h"
@@ -22,8 +24,7 @@ class ClassifierTask : public EpochTask {
     const Protocol& p = job.protocol;
     K_ = job.data.outputs;
     model_ = make_classifier(job.init, K_, job.seed);
-    Generator unused(0);  // every tensor of the copy is overwritten before it is read
-    best_ = std::make_shared<models::ResNet50>(models::parse_variant(job.init.variant), K_, unused);
+    best_ = std::make_shared<WeightsCopy>(*model_);
     optimizer_ = std::make_unique<nn::Adam>(model_->parameters(), p.lr);
     plateau_ = std::make_unique<nn::ReduceLROnPlateau>(*optimizer_, nn::ReduceLROnPlateau::Mode::Min, p.lr_factor,
                                                        p.lr_patience);
@@ -119,7 +120,8 @@ class ClassifierTask : public EpochTask {
  private:
   const ClassifierJob& job_;
   int64_t K_ = 1;
-  std::shared_ptr<models::ResNet50> model_, best_;
+  std::shared_ptr<models::ResNet50> model_;
+  std::shared_ptr<WeightsCopy> best_;
   std::unique_ptr<nn::Adam> optimizer_;
   std::unique_ptr<nn::ReduceLROnPlateau> plateau_;
   SchedulerRef scheduler_;
@@ -129,9 +131,21 @@ class ClassifierTask : public EpochTask {
 }  // namespace
 
 std::shared_ptr<models::ResNet50> make_classifier(const ModelInit& init, int64_t outputs, uint64_t seed) {
-  Generator init_gen(derive_seed(seed, "init"));
-  auto model = std::make_shared<models::ResNet50>(models::parse_variant(init.variant), outputs, init_gen);
-  if (!init.weights_path.empty()) {
+  std::shared_ptr<models::ResNet50> model;
+  if (init.weights_path.empty()) {
+    Generator init_gen(derive_seed(seed, "init"));
+    model = std::make_shared<models::ResNet50>(models::parse_variant(init.variant), outputs, init_gen);
+  } else {
+    // One network per (variant, outputs) is kept across runs: building one draws 25 M random numbers
+    // (seconds), and a run that starts from a file overwrites every tensor of it (the strict load
+    // fills all but fc, reset_head redraws fc).
+    static std::map<std::string, std::shared_ptr<models::ResNet50>> reusable;
+    auto& slot = reusable[str_cat(init.variant, "/", outputs)];
+    if (!slot) {
+      Generator unused(0);
+      slot = std::make_shared<models::ResNet50>(models::parse_variant(init.variant), outputs, unused);
+    }
+    model = slot;
     MEDTL_CHECK(init.info.architecture == "resnet50", "'", init.weights_path, "' holds a '", init.info.architecture,
                 "' model; a source must be a resnet50 weight file");
     MEDTL_CHECK(init.info.variant == init.variant, "'", init.weights_path, "' is a ", init.info.variant,

@@ -80,6 +80,12 @@ void copy_weights(const nn::Module& from, nn::Module& to) {
   }
 }
 
+WeightsCopy::WeightsCopy(const nn::Module& model) {
+  for (const auto& [key, t] : model.state_dict()) register_buffer(key, t.clone());
+}
+
+Tensor WeightsCopy::forward(const Tensor&) { throw Error("WeightsCopy holds weights; it is not a network"); }
+
 void check_loss(double loss, double max_loss, const std::string& where) {
   if (std::isfinite(loss) && loss <= max_loss) return;
   throw TrainingDiverged(str_cat(where, ": loss = ", loss,

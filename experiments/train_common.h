@@ -55,8 +55,8 @@ struct LoopSettings {
   std::string identity;           // the run's canonical config; a checkpoint of another identity is ignored
 };
 
-// What an engine gives the loop. model() and best() have the same architecture; best() receives
-// a copy of model()'s weights whenever the validation loss improves.
+// What an engine gives the loop. best() has model()'s state_dict keys (usually a WeightsCopy of
+// it); it receives a copy of model()'s weights whenever the validation loss improves.
 class EpochTask {
  public:
   virtual ~EpochTask() = default;
@@ -87,8 +87,17 @@ struct LoopResult {
 // in place (the caller deletes it once the run's result is stored).
 LoopResult run_training_loop(EpochTask& task, const LoopSettings& settings, const ProgressFn& progress);
 
-// Copies every state_dict tensor of `from` into `to` (same architecture).
+// Copies every state_dict tensor of `from` into `to` (same keys in the same order).
 void copy_weights(const nn::Module& from, nn::Module& to);
+
+// A copy of a model's state_dict held as buffers under the same dotted keys: the "best weights"
+// store of an engine (no second network has to be built, which would draw its random init).
+class WeightsCopy : public nn::Module {
+ public:
+  explicit WeightsCopy(const nn::Module& model);  // clones every tensor
+  Tensor forward(const Tensor& x) override;        // an error: this holds weights, it computes nothing
+  std::string type_name() const override { return "WeightsCopy"; }
+};
 
 // True when a loss is acceptable (finite and <= max_loss); else throws TrainingDiverged saying where.
 void check_loss(double loss, double max_loss, const std::string& where);

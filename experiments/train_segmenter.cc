@@ -2,6 +2,7 @@
 #include "experiments/train_segmenter.h"
 
 #include <cmath>
+#include <map>
 
 #include "autograd/graph.h"
 #include "autograd/ops.h"
@@ -10,6 +11,8 @@
 #include "experiments/seg_metrics.h"
 #include "experiments/segmenter.h"
 #include "models/unet.h"
+#include "nn/init.h"
+#include "nn/layers.h"
 #include "nn/scheduler.h"
 #include "nn/seg_loss.h"
 #include "tensor/error.h"
@@ -31,20 +34,41 @@ data::TransformPtr seg_pipeline(const Protocol& p, const data::NormalizeSpec& sp
   return pipe;
 }
 
+// The U-Net of a run: random (encoder, decoder and head from the seed), or the source file's
+// encoder with a decoder and head drawn from the seed. A U-Net from a file reuses one network
+// object across runs (building one draws its 34 M random numbers, seconds): every tensor is
+// overwritten -- the encoder by the strict load, the decoder from a fresh UNetDecoder, the head
+// as smp initialises it (xavier_uniform weight, zero bias).
+std::shared_ptr<models::UNetResNet50> make_unet(const ModelInit& init, uint64_t seed) {
+  const models::ResNetVariant variant = models::parse_variant(init.variant);
+  if (init.weights_path.empty()) {
+    Generator init_gen(derive_seed(seed, "init"));
+    return std::make_shared<models::UNetResNet50>(variant, 1, init_gen);
+  }
+  MEDTL_CHECK(init.info.variant == init.variant, "'", init.weights_path, "' is a ", init.info.variant,
+              " ResNet-50 but the experiment's variant is ", init.variant);
+  static std::map<std::string, std::shared_ptr<models::UNetResNet50>> reusable;
+  auto& unet = reusable[init.variant];
+  if (!unet) {
+    Generator unused(0);
+    unet = std::make_shared<models::UNetResNet50>(variant, 1, unused);
+  }
+  models::load_encoder_weights(init.weights_path, *unet);
+  Generator decoder_gen(derive_seed(seed, "decoder"));
+  copy_weights(models::UNetDecoder(decoder_gen), *unet->decoder());
+  auto head = std::dynamic_pointer_cast<nn::Conv2d>(unet->submodule("segmentation_head.0"));
+  MEDTL_CHECK(head != nullptr, "U-Net: segmentation_head.0 is not a Conv2d");
+  nn::init::xavier_uniform_(head->weight(), decoder_gen);
+  nn::init::zeros_(head->bias());
+  return unet;
+}
+
 class SegmenterTask : public EpochTask {
  public:
   explicit SegmenterTask(const SegmenterJob& job) : job_(job) {
     const Protocol& p = job.protocol;
-    const models::ResNetVariant variant = models::parse_variant(job.init.variant);
-    Generator init_gen(derive_seed(job.seed, "init"));
-    model_ = std::make_shared<models::UNetResNet50>(variant, 1, init_gen);
-    if (!job.init.weights_path.empty()) {
-      MEDTL_CHECK(job.init.info.variant == job.init.variant, "'", job.init.weights_path, "' is a ",
-                  job.init.info.variant, " ResNet-50 but the experiment's variant is ", job.init.variant);
-      models::load_encoder_weights(job.init.weights_path, *model_);
-    }
-    Generator unused(0);  // overwritten before it is read
-    best_ = std::make_shared<models::UNetResNet50>(variant, 1, unused);
+    model_ = make_unet(job.init, job.seed);
+    best_ = std::make_shared<WeightsCopy>(*model_);
     optimizer_ = std::make_unique<nn::Adam>(model_->parameters(), p.lr);
     cosine_ = std::make_unique<nn::CosineEpoch>(*optimizer_, p.cosine_epochs > 0 ? p.cosine_epochs : p.max_epochs);
     scheduler_ = scheduler_ref(*cosine_, "CosineEpoch");
@@ -118,7 +142,8 @@ class SegmenterTask : public EpochTask {
 
  private:
   const SegmenterJob& job_;
-  std::shared_ptr<models::UNetResNet50> model_, best_;
+  std::shared_ptr<models::UNetResNet50> model_;
+  std::shared_ptr<WeightsCopy> best_;
   std::unique_ptr<nn::Adam> optimizer_;
   std::unique_ptr<nn::CosineEpoch> cosine_;
   SchedulerRef scheduler_;

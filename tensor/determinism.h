@@ -40,7 +40,7 @@ class DeterministicScope {
 // Samples per convolution chunk in deterministic mode (default kDefaultConvChunk). Changing it
 // changes the float32 bits of backward-weights (the partial sums are grouped differently), so a
 // run that must be reproduced records it (the run manifest does). For benchmarks and tests.
-constexpr int64_t kDefaultConvChunk = 1;
+constexpr int64_t kDefaultConvChunk = 2;
 void set_deterministic_conv_chunk(int64_t samples);
 int64_t deterministic_conv_chunk();
 

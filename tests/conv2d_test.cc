@@ -223,8 +223,9 @@ TEST(Conv2dFastPath, MatchesReferenceBlockedLayout) {
   for (const FastCase& c : fast_cases()) check_against_reference(c, Conv2dLayout::Blocked, seed += 10);
 }
 
-// The tests above run in deterministic mode (the default): the batch in chunks of one sample.
-// Fast mode hands the whole batch to oneDNN; chunks of two samples leave a ragged last chunk.
+// The tests above run in deterministic mode (the default): the batch in chunks of
+// kDefaultConvChunk samples. Fast mode hands the whole batch to oneDNN; other chunk sizes leave
+// other ragged last chunks.
 TEST(Conv2dFastPath, MatchesReferenceInFastMode) {
   DeterministicScope fast(false);
   uint64_t seed = 900;
@@ -234,9 +235,12 @@ TEST(Conv2dFastPath, MatchesReferenceInFastMode) {
   }
 }
 
-TEST(Conv2dFastPath, MatchesReferenceWithChunksOfTwo) {
+TEST(Conv2dFastPath, MatchesReferenceWithChunksOfOneAndThree) {
   ASSERT_EQ(deterministic_conv_chunk(), kDefaultConvChunk);
-  set_deterministic_conv_chunk(2);
+  set_deterministic_conv_chunk(1);
+  uint64_t seed0 = 1200;
+  for (const FastCase& c : fast_cases()) check_against_reference(c, Conv2dLayout::Auto, seed0 += 10);
+  set_deterministic_conv_chunk(3);
   uint64_t seed = 1300;
   for (const FastCase& c : fast_cases()) check_against_reference(c, Conv2dLayout::Auto, seed += 10);
   set_deterministic_conv_chunk(kDefaultConvChunk);
@@ -525,13 +529,14 @@ const std::vector<ResNetConv>& resnet50_convs() {
 }
 
 // Deterministic mode (the default): every ResNet-50 convolution, all three kernels, gives the
-// same float32 bits with 1, 2 and 3 threads. Batch 3: chunks of one sample split unevenly over 2
-// threads, and 3 threads run one chunk each. Auto layout, what training runs.
+// same float32 bits with 1, 2 and 3 threads. Batch 5: three chunks (2, 2 and a ragged 1 with the
+// default chunk size) split unevenly over 2 threads, one each over 3. Auto layout, what training
+// runs.
 TEST(Conv2dDeterminism, DeterministicModeIdenticalAcrossThreadCountsOnResNet50) {
   ASSERT_TRUE(deterministic());
   int compared = 0;
   for (const ResNetConv& c : resnet50_convs()) {
-    const Shape xs = {3, c.c, c.hw, c.hw}, ws = {c.k, c.c, c.rs, c.rs};
+    const Shape xs = {5, c.c, c.hw, c.hw}, ws = {c.k, c.c, c.rs, c.rs};
     const Conv2dParams p = params(c.stride, c.pad);
     const Tensor x = rand(xs, DType::Float32, 140), w = rand(ws, DType::Float32, 141);
     const Tensor g = rand(ops::conv2d_output_shape(xs, ws, p), DType::Float32, 142);
@@ -552,7 +557,7 @@ TEST(Conv2dDeterminism, DeterministicModeIdenticalAcrossThreadCountsOnResNet50) 
   EXPECT_EQ(compared, 23 * 3 * 2);
 }
 
-// The same in the Plain and Blocked layouts, and with chunks of two samples, on a few shapes.
+// The same in the Plain and Blocked layouts, and with chunks of one and two samples, on a few shapes.
 TEST(Conv2dDeterminism, DeterministicModeIdenticalInEveryLayoutAndChunkSize) {
   const std::vector<ResNetConv> convs = {resnet50_convs()[0], resnet50_convs()[2], resnet50_convs()[5],
                                          resnet50_convs()[22]};

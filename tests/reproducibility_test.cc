@@ -1,10 +1,11 @@
 // Bit-reproducible training (docs/reproducibility.md), on a tiny ResNet-50 run
 // (experiments/configs/verify_tiny.cfg: 32x32 synthetic images, Adam, cosine schedule, an input
 // Dropout, 4 steps over epochs of 3):
-//   - resume: 2 steps, a checkpoint, then a NEW process (the verify_reproducible binary in worker
-//     mode) that loads it and trains 2 more ends with every tensor -- parameters, buffers,
-//     optimizer state, losses -- and every attribute identical to 4 uninterrupted steps;
-//   - two processes: the same config in this process and in another gives the same hashes;
+//   - two processes: 2 steps in this process and in another (the verify_reproducible binary in
+//     worker mode) give the same hashes and the same tensors, bit for bit;
+//   - resume: that other process's checkpoint, loaded by a THIRD process that trains 2 more steps,
+//     ends with every tensor -- parameters, buffers, optimizer state, losses -- and every
+//     attribute identical to 4 uninterrupted steps in this process;
 //   - thread counts: 2 full training steps (forward, backward, Adam) with 1 thread give the same
 //     bits as with 2;
 //   - the run manifest has every field, with sane values; the config format and its errors.
@@ -80,10 +81,39 @@ void expect_identical_checkpoints(const std::string& a, const std::string& b) {
               static_cast<long long>(bytes), aa.strings.size() + aa.ints.size() + aa.uints.size() + aa.doubles.size());
 }
 
+// Every state_dict tensor, every optimizer state tensor and the losses of a run, copied.
+struct Snapshot {
+  nn::NamedTensors tensors;  // "model.<key>" and "optimizer.<key>", as in a checkpoint file
+  std::vector<double> step_losses;
+  static Snapshot of(ReproRun& run) {
+    Snapshot s;
+    for (const auto& [key, t] : run.model().state_dict()) s.tensors.emplace_back("model." + key, t.clone());
+    for (auto& [key, t] : run.optimizer().export_state()) s.tensors.emplace_back("optimizer." + key, t);
+    s.step_losses = run.step_losses();
+    return s;
+  }
+};
+
+// The model and optimizer tensors of a checkpoint file (or of another snapshot) against a snapshot.
+void expect_tensors_match(const Snapshot& want, const nn::NamedTensors& got, const std::string& what) {
+  std::map<std::string, Tensor> by_name(got.begin(), got.end());
+  int64_t compared = 0, bytes = 0;
+  for (const auto& [key, t] : want.tensors) {
+    const auto it = by_name.find(key);
+    ASSERT_NE(it, by_name.end()) << key << " missing: " << what;
+    EXPECT_TRUE(tensors_identical(t, it->second)) << key << ": " << what;
+    ++compared;
+    bytes += t.numel() * dtype_size(t.dtype());
+  }
+  std::printf("[ NOTE     ] %s: %lld tensors (%lld bytes) bit-identical\n", what.c_str(),
+              static_cast<long long>(compared), static_cast<long long>(bytes));
+}
+
 class Reproducibility : public ::testing::Test {
  protected:
-  // Run A: all 4 steps, 2 threads. Run B: 2 steps, 2 threads, checkpointed mid-epoch. Both stay
-  // alive for the tests (a ResNet-50 costs seconds to build).
+  // Run A, in this process with 2 threads: 2 steps (snapshot, hashes), then steps 3 and 4
+  // (checkpoint "a_end.h5", manifest). Run W1, in another process: 2 steps from scratch, saved to
+  // "w1_half.h5" mid-epoch. A ResNet-50 costs seconds to build, so the tests share these.
   static void SetUpTestSuite() {
     set_num_threads(2);
     ASSERT_TRUE(deterministic());
@@ -91,73 +121,66 @@ class Reproducibility : public ::testing::Test {
     ASSERT_EQ(config_->steps, 4);
     ASSERT_EQ(config_->steps_per_epoch, 3);
     ASSERT_GT(config_->dropout, 0.0);
-    a_ = new ReproRun(*config_);
-    a_->train_all();
-    a_->save(tmp_path("a_end.h5"));
-    manifest_a_ = new experiments::RunManifest(a_->manifest("reproducibility_test"));
-    b_ = new ReproRun(*config_);
-    b_->train_until(2);
-    b_->save(tmp_path("b_half.h5"));
+    ReproRun a(*config_);
+    a.train_until(2);
+    a_half_ = new Snapshot(Snapshot::of(a));
+    const experiments::RunManifest half = a.manifest("reproducibility_test");
+    a_half_hashes_ = new std::pair<std::string, std::string>(half.weights_sha256, half.losses_sha256);
+    w1_ = new std::map<std::string, std::string>(run_worker("--threads=2 --until=2 --save=" + tmp_path("w1_half.h5")));
+    a.train_all();
+    a.save(tmp_path("a_end.h5"));
+    manifest_a_ = new experiments::RunManifest(a.manifest("reproducibility_test"));
   }
   static void TearDownTestSuite() {
     delete config_;
     delete manifest_a_;
-    delete a_;
-    delete b_;
+    delete a_half_;
+    delete a_half_hashes_;
+    delete w1_;
   }
   static ReproConfig* config_;
   static experiments::RunManifest* manifest_a_;
-  static ReproRun* a_;
-  static ReproRun* b_;
+  static Snapshot* a_half_;
+  static std::pair<std::string, std::string>* a_half_hashes_;
+  static std::map<std::string, std::string>* w1_;
 };
 ReproConfig* Reproducibility::config_ = nullptr;
 experiments::RunManifest* Reproducibility::manifest_a_ = nullptr;
-ReproRun* Reproducibility::a_ = nullptr;
-ReproRun* Reproducibility::b_ = nullptr;
+Snapshot* Reproducibility::a_half_ = nullptr;
+std::pair<std::string, std::string>* Reproducibility::a_half_hashes_ = nullptr;
+std::map<std::string, std::string>* Reproducibility::w1_ = nullptr;
 
-// Every state_dict tensor and every optimizer state tensor of two runs, bit for bit.
-void expect_identical_runs(ReproRun& x, ReproRun& y, const std::string& what) {
-  const auto sx = x.model().state_dict(), sy = y.model().state_dict();
-  ASSERT_EQ(sx.size(), sy.size());
-  for (size_t i = 0; i < sx.size(); ++i)
-    EXPECT_TRUE(tensors_identical(sx[i].second, sy[i].second)) << sx[i].first << ": " << what;
-  const auto ox = x.optimizer().export_state(), oy = y.optimizer().export_state();
-  ASSERT_EQ(ox.size(), oy.size());
-  for (size_t i = 0; i < ox.size(); ++i)
-    EXPECT_TRUE(tensors_identical(ox[i].second, oy[i].second)) << "optimizer " << ox[i].first << ": " << what;
-  EXPECT_EQ(x.step_losses(), y.step_losses()) << what;
+TEST_F(Reproducibility, TwoProcessesGiveIdenticalBits) {
+  // The same config trained in this process (A) and in another (W1): same hashes, same tensors.
+  EXPECT_EQ(w1_->at("weights_sha256"), a_half_hashes_->first);
+  EXPECT_EQ(w1_->at("losses_sha256"), a_half_hashes_->second);
+  expect_tensors_match(*a_half_, models::read_hdf5_tensors(tmp_path("w1_half.h5")), "this process vs another");
 }
 
 TEST_F(Reproducibility, ResumeInANewProcessEqualsTheUninterruptedRun) {
-  const auto half = models::read_hdf5_attributes(tmp_path("b_half.h5"));
+  const auto half = models::read_hdf5_attributes(tmp_path("w1_half.h5"));
   EXPECT_EQ(half.ints.at("global_step"), 2);
   EXPECT_EQ(half.ints.at("epoch"), 0);
   EXPECT_EQ(half.ints.at("step_in_epoch"), 2);  // mid-epoch: the loader resumes at batch 2
-  const auto out = run_worker("--threads=2 --resume=" + tmp_path("b_half.h5") + " --save=" + tmp_path("resumed.h5"));
+  // A third process loads W1's checkpoint and trains steps 3 and 4 (crossing an epoch end: the
+  // scheduler steps, the visiting order changes), then saves: every dataset and attribute must
+  // equal A's uninterrupted 4 steps.
+  const auto out = run_worker("--threads=2 --resume=" + tmp_path("w1_half.h5") + " --save=" + tmp_path("resumed.h5"));
   expect_identical_checkpoints(tmp_path("a_end.h5"), tmp_path("resumed.h5"));
   EXPECT_EQ(out.at("weights_sha256"), manifest_a_->weights_sha256);
   EXPECT_EQ(out.at("losses_sha256"), manifest_a_->losses_sha256);
 }
 
-TEST_F(Reproducibility, TwoProcessesGiveIdenticalBits) {
-  // This process trained run A; another trains the same config from scratch.
-  const auto out = run_worker("--threads=2 --manifest=" + tmp_path("other.json"));
-  EXPECT_EQ(out.at("weights_sha256"), manifest_a_->weights_sha256);
-  EXPECT_EQ(out.at("losses_sha256"), manifest_a_->losses_sha256);
-  std::ifstream in(tmp_path("other.json"));
-  std::stringstream json;
-  json << in.rdbuf();
-  EXPECT_NE(json.str().find("\"weights_sha256\": \"" + manifest_a_->weights_sha256 + "\""), std::string::npos);
-}
-
 TEST_F(Reproducibility, OneThreadEqualsTwoThreadsForFullTrainingSteps) {
-  // Run B took 2 steps (forward, BCE, backward, Adam) with 2 threads; the same with 1 thread.
+  // A took 2 steps (forward, BCE, backward, Adam) with 2 threads; the same with 1 thread.
   const int saved = get_num_threads();
   set_num_threads(1);
   ReproRun c(*config_);
   c.train_until(2);
   set_num_threads(saved);
-  expect_identical_runs(*b_, c, "1 vs 2 threads");
+  const Snapshot one = Snapshot::of(c);
+  expect_tensors_match(*a_half_, one.tensors, "1 vs 2 threads");
+  EXPECT_EQ(one.step_losses, a_half_->step_losses);
 }
 
 TEST_F(Reproducibility, ManifestHasEveryField) {
@@ -224,7 +247,7 @@ TEST(ReproConfigFile, CanonicalTextAndErrors) {
   EXPECT_ERROR_CONTAINS(experiments::parse_repro_config("lr = fast\n", "x"), "'lr' must be a number");
   EXPECT_ERROR_CONTAINS(experiments::parse_repro_config("seed = 1\nseed = 2\n", "x"), "already set on line 1");
   EXPECT_ERROR_CONTAINS(experiments::parse_repro_config("optimizer = lbfgs\n", "x"), "sgd, adam, adamw");
-  EXPECT_ERROR_CONTAINS(experiments::parse_repro_config("image_size = 48\n", "x"), "multiple of 32");
+  EXPECT_ERROR_CONTAINS(experiments::parse_repro_config("image_size = 16\n", "x"), "'image_size' must be an integer >= 32");
   EXPECT_ERROR_CONTAINS(experiments::parse_repro_config("batch = 1\n", "x"), "'batch' must be an integer >= 2");
   EXPECT_ERROR_CONTAINS(experiments::load_repro_config("no/such.cfg"), "cannot read");
 }
@@ -232,8 +255,8 @@ TEST(ReproConfigFile, CanonicalTextAndErrors) {
 TEST_F(Reproducibility, ResumeRefusesAnotherConfig) {
   ReproConfig other = *config_;
   other.lr = 0.01;
-  ReproRun::check_checkpoint_config(tmp_path("b_half.h5"), *config_);  // the right one passes
-  EXPECT_ERROR_CONTAINS(ReproRun::check_checkpoint_config(tmp_path("b_half.h5"), other), "another config");
+  ReproRun::check_checkpoint_config(tmp_path("w1_half.h5"), *config_);  // the right one passes
+  EXPECT_ERROR_CONTAINS(ReproRun::check_checkpoint_config(tmp_path("w1_half.h5"), other), "another config");
   EXPECT_ERROR_CONTAINS(ReproRun::check_checkpoint_config(tmp_path("missing.h5"), other), "checkpoint not found");
 }
 

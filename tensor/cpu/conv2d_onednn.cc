@@ -324,33 +324,41 @@ std::shared_ptr<const Plan> get_plan(const Context& ctx, bool has_bias) {
   return plans.emplace(key, std::move(plan)).first->second;  // another thread's equal plan wins a race
 }
 
+// Runs a reorder primitive (user <-> inner layout) with its scratchpad.
+void run_reorder(const Context& ctx, const Operand& op, const memory& from, const memory& to) {
+  const dnnl::engine& engine = cpu_engine(ctx);
+  std::unordered_map<int, memory> reorder_args = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+  if (op.reorder_scratchpad.get_size() > 0)
+    reorder_args.emplace(DNNL_ARG_SCRATCHPAD,
+                         memory(op.reorder_scratchpad, engine, work_buffer(4).get(op.reorder_scratchpad.get_size())));
+  op.reorder.execute(cpu_stream(ctx), reorder_args);
+}
+
 // Runs a plan on plain float32 buffers (inputs contiguous, output allocated by the caller).
-void execute(const Context& ctx, const Plan& plan, const void* in0, const void* in1, const void* bias, void* out) {
+// in1_inner: in1 already holds the plan's inner layout of that operand (a weight tensor reordered
+// once for several chunks); out_inner: write the output in its inner layout, without the reorder
+// back (the caller sums chunks there and reorders once).
+void execute(const Context& ctx, const Plan& plan, const void* in0, const void* in1, const void* bias, void* out,
+             bool in1_inner = false, bool out_inner = false) {
   const dnnl::engine& engine = cpu_engine(ctx);
   dnnl::stream& stream = cpu_stream(ctx);
   MEDTL_DNNL_CALL(ctx, "primitive execution", [&] {
-    auto run_reorder = [&](const Operand& op, const memory& from, const memory& to) {
-      std::unordered_map<int, memory> reorder_args = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-      if (op.reorder_scratchpad.get_size() > 0)
-        reorder_args.emplace(DNNL_ARG_SCRATCHPAD, memory(op.reorder_scratchpad, engine,
-                                                         work_buffer(4).get(op.reorder_scratchpad.get_size())));
-      op.reorder.execute(stream, reorder_args);
-    };
     std::unordered_map<int, memory> args;
-    auto bind_input = [&](const Operand& op, const void* data, int slot) {
-      memory user(op.user, engine, const_cast<void*>(data));
-      if (!op.needs_reorder) {
-        args.emplace(op.arg, user);
+    auto bind_input = [&](const Operand& op, const void* data, int slot, bool already_inner) {
+      if (!op.needs_reorder || already_inner) {
+        args.emplace(op.arg, memory(already_inner ? op.inner : op.user, engine, const_cast<void*>(data)));
         return;
       }
+      memory user(op.user, engine, const_cast<void*>(data));
       memory inner(op.inner, engine, work_buffer(slot).get(op.inner.get_size()));
-      run_reorder(op, user, inner);
+      run_reorder(ctx, op, user, inner);
       args.emplace(op.arg, inner);
     };
-    bind_input(plan.in0, in0, 0);
-    bind_input(plan.in1, in1, 1);
-    memory user_out(plan.out.user, engine, out);
-    memory inner_out = plan.out.needs_reorder
+    bind_input(plan.in0, in0, 0, false);
+    bind_input(plan.in1, in1, 1, in1_inner);
+    const bool reorder_out = plan.out.needs_reorder && !out_inner;
+    memory user_out(out_inner ? plan.out.inner : plan.out.user, engine, out);
+    memory inner_out = reorder_out
                            ? memory(plan.out.inner, engine, work_buffer(2).get(plan.out.inner.get_size()))
                            : user_out;
     args.emplace(plan.out.arg, inner_out);
@@ -358,8 +366,20 @@ void execute(const Context& ctx, const Plan& plan, const void* in0, const void* 
     if (plan.scratchpad.get_size() > 0)
       args.emplace(DNNL_ARG_SCRATCHPAD, memory(plan.scratchpad, engine, work_buffer(3).get(plan.scratchpad.get_size())));
     plan.primitive.execute(stream, args);
-    if (plan.out.needs_reorder) run_reorder(plan.out, inner_out, user_out);
+    if (reorder_out) run_reorder(ctx, plan.out, inner_out, user_out);
     stream.wait();
+  }());
+}
+
+// Reorders a plain operand into its inner layout (to_inner) or an inner output back to plain.
+void reorder_operand(const Context& ctx, const Operand& op, const void* from, void* to, bool to_inner) {
+  const dnnl::engine& engine = cpu_engine(ctx);
+  MEDTL_DNNL_CALL(ctx, "reorder execution", [&] {
+    memory src(to_inner ? op.user : op.inner, engine, const_cast<void*>(from));
+    memory dst(to_inner ? op.inner : op.user, engine, to);
+    run_reorder(ctx, op, src, dst);
+    cpu_stream(ctx).wait();
+    return 0;
   }());
 }
 
@@ -384,50 +404,73 @@ Shape with_batch(const Shape& s, int64_t n) {
   return out;
 }
 
-// Runs chunk i of `kind` on one thread: in0/in1/out are the whole-batch pointers of the call
-// (for forward and backward-data both batch operands advance by the chunk; for backward-weights
-// only the two inputs do, and `out` is this chunk's own (K, C, R, S) buffer).
-void run_chunk(Kind kind, const Chunks& chunks, int64_t i, const Shape& x_shape, const Shape& w_shape,
-               const Shape& y_shape, const Conv2dParams& params, const float* in0, const float* in1, const float* bias,
-               float* out) {
-  OmpThreadsScope one_thread(1);
-  const int64_t n0 = chunks.begin(i), nc = chunks.size(i);
-  const int64_t x_per = shape_numel(x_shape) / x_shape[0], y_per = shape_numel(y_shape) / y_shape[0];
-  const Shape xs = with_batch(x_shape, nc);
-  const Context ctx{kind, xs, w_shape, params};
-  const auto plan = get_plan(ctx, bias != nullptr);
-  switch (kind) {
-    case Kind::Forward:  // in0 = x, in1 = w, out = y
-      execute(ctx, *plan, in0 + n0 * x_per, in1, bias, out + n0 * y_per);
-      break;
-    case Kind::BackwardInput:  // in0 = grad_y, in1 = w, out = grad_x
-      execute(ctx, *plan, in0 + n0 * y_per, in1, nullptr, out + n0 * x_per);
-      break;
-    case Kind::BackwardWeight:  // in0 = x, in1 = grad_y, out = this chunk's grad_w
-      execute(ctx, *plan, in0 + n0 * x_per, in1 + n0 * y_per, nullptr, out);
-      break;
-  }
+// The single-threaded plans of a chunked call: one for full chunks, one for a ragged last chunk
+// (the same plan when the batch divides evenly).
+struct ChunkPlans {
+  Shape x_full, x_last;
+  std::shared_ptr<const Plan> full, last;
+  const Plan& of(const Chunks& chunks, int64_t i) const { return i == chunks.count - 1 ? *last : *full; }
+  const Shape& x_of(const Chunks& chunks, int64_t i) const { return i == chunks.count - 1 ? x_last : x_full; }
+};
+
+ChunkPlans chunk_plans(Kind kind, const Chunks& chunks, const Shape& x_shape, const Shape& w_shape,
+                       const Conv2dParams& params, bool has_bias) {
+  OmpThreadsScope one_thread(1);  // built (and keyed) for exactly one thread
+  ChunkPlans p;
+  p.x_full = with_batch(x_shape, chunks.size(0));
+  p.x_last = with_batch(x_shape, chunks.size(chunks.count - 1));
+  p.full = get_plan(Context{kind, p.x_full, w_shape, params}, has_bias);
+  p.last = p.x_last == p.x_full ? p.full : get_plan(Context{kind, p.x_last, w_shape, params}, has_bias);
+  return p;
 }
 
-// Forward or backward-data, deterministic: chunks write disjoint slices of `out`.
+// Forward or backward-data, deterministic: chunk i runs single-threaded on its slice of the batch
+// operand (in0: x or grad_y) and writes its slice of `out`; the weights (in1) are reordered into
+// the primitives' layout once for all chunks. No sums cross chunks, so the bits are those of one
+// single-threaded primitive per chunk.
 void run_sliced(Kind kind, const Shape& x_shape, const Shape& w_shape, const Shape& y_shape,
                 const Conv2dParams& params, const float* in0, const float* in1, const float* bias, float* out) {
   const Chunks chunks(x_shape[0]);
+  const ChunkPlans plans = chunk_plans(kind, chunks, x_shape, w_shape, params, bias != nullptr);
+  const int64_t x_per = shape_numel(x_shape) / x_shape[0], y_per = shape_numel(y_shape) / y_shape[0];
+  const int64_t in_per = kind == Kind::Forward ? x_per : y_per, out_per = kind == Kind::Forward ? y_per : x_per;
+  const Operand& w_op = plans.full->in1;
+  const bool share_w = w_op.needs_reorder && w_op.inner == plans.last->in1.inner;
+  Tensor w_inner;
+  if (share_w) {
+    w_inner = empty({static_cast<int64_t>((w_op.inner.get_size() + 3) / 4)}, DType::Float32);
+    reorder_operand(Context{kind, plans.x_full, w_shape, params}, w_op, in1, w_inner.data<float>(), true);
+  }
+  const float* w = share_w ? w_inner.data<float>() : in1;
   parallel_for(0, chunks.count, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      run_chunk(kind, chunks, i, x_shape, w_shape, y_shape, params, in0, in1, bias, out);
+    OmpThreadsScope one_thread(1);
+    for (int64_t i = begin; i < end; ++i) {
+      const Context ctx{kind, plans.x_of(chunks, i), w_shape, params};
+      execute(ctx, plans.of(chunks, i), in0 + chunks.begin(i) * in_per, w, bias, out + chunks.begin(i) * out_per,
+              share_w);
+    }
   });
 }
 
 // Backward-weights, deterministic: gw = p_0 + p_1 + ... + p_{count-1}, added left to right for
-// every element, p_i being chunk i's gradient. Chunks are computed in groups (as many at once as
-// there are threads, within a memory cap): chunk 0 straight into gw, the others into a buffer,
-// then added to gw in ascending chunk order. The group size decides only how much runs at once,
-// never the order of the additions, so the bits depend on neither it nor the thread count.
+// every element, p_i being chunk i's gradient computed single-threaded. Chunks are computed in
+// groups (as many at once as there are threads, within a memory cap): chunk 0 straight into the
+// accumulator, the others into a buffer, then added to the accumulator in ascending chunk order.
+// The group size decides only how much runs at once, never the order of the additions, so the
+// bits depend on neither it nor the thread count. When oneDNN's gradient layout is blocked (and
+// the same for every chunk) the sums run in that layout and one reorder at the end makes it
+// plain: a reorder only moves values, so this gives the same bits as summing plain copies.
 void backward_weight_chunked(const Shape& x_shape, const Shape& w_shape, const Shape& y_shape,
                              const Conv2dParams& params, const float* x, const float* gy, float* gw) {
   const Chunks chunks(x_shape[0]);
-  const int64_t wnum = shape_numel(w_shape);
+  const ChunkPlans plans = chunk_plans(Kind::BackwardWeight, chunks, x_shape, w_shape, params, false);
+  const int64_t x_per = shape_numel(x_shape) / x_shape[0], y_per = shape_numel(y_shape) / y_shape[0];
+  const Operand& out_op = plans.full->out;
+  const bool inner_sum = out_op.needs_reorder && out_op.inner == plans.last->out.inner;
+  const int64_t wnum = inner_sum ? static_cast<int64_t>((out_op.inner.get_size() + 3) / 4) : shape_numel(w_shape);
+  Tensor acc_inner = inner_sum ? empty({wnum}, DType::Float32) : Tensor();
+  float* acc = inner_sum ? acc_inner.data<float>() : gw;
+
   constexpr int64_t kMaxPartialBytes = int64_t{256} << 20;
   const int64_t by_memory = std::max<int64_t>(1, kMaxPartialBytes / (wnum * static_cast<int64_t>(sizeof(float))));
   const int64_t group =
@@ -437,21 +480,24 @@ void backward_weight_chunked(const Shape& x_shape, const Shape& w_shape, const S
   for (int64_t first = 0; first < chunks.count; first += group) {
     const int64_t take = std::min(group, chunks.count - first);
     parallel_for(0, take, 1, [&](int64_t begin, int64_t end) {
+      OmpThreadsScope one_thread(1);
       for (int64_t s = begin; s < end; ++s) {
         const int64_t i = first + s;
-        run_chunk(Kind::BackwardWeight, chunks, i, x_shape, w_shape, y_shape, params, x, gy, nullptr,
-                  i == 0 ? gw : p + s * wnum);
+        const Context ctx{Kind::BackwardWeight, plans.x_of(chunks, i), w_shape, params};
+        execute(ctx, plans.of(chunks, i), x + chunks.begin(i) * x_per, gy + chunks.begin(i) * y_per, nullptr,
+                i == 0 ? acc : p + s * wnum, false, inner_sum);
       }
     });
-    const int64_t s0 = first == 0 ? 1 : 0;  // chunk 0 is already in gw
+    const int64_t s0 = first == 0 ? 1 : 0;  // chunk 0 is already in the accumulator
     if (s0 >= take) continue;
     parallel_for(0, wnum, 32768, [&](int64_t begin, int64_t end) {
       for (int64_t s = s0; s < take; ++s) {
         const float* ps = p + s * wnum;
-        for (int64_t e = begin; e < end; ++e) gw[e] += ps[e];
+        for (int64_t e = begin; e < end; ++e) acc[e] += ps[e];
       }
     });
   }
+  if (inner_sum) reorder_operand(Context{Kind::BackwardWeight, plans.x_full, w_shape, params}, out_op, acc, gw, false);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 and thread count, timed the same way; prints the same table.
 
     /usr/bin/python3 tools/bench/torch_resnet50_bench.py [--threads=2] [--batch=8] [--iters=10]
-        [--warmup=2] [--size=224] [--mode=both|infer|train]
+        [--warmup=2] [--size=224] [--mode=both|infer|train] [--profile=steps]
 
 Needs Debian's PyTorch + torchvision (/usr/bin/python3, not the pyenv python3 first on PATH).
 Peak RSS is VmHWM, reset (clear_refs 5) before each mode; "tens_MiB" (medtl's peak of bytes held by
@@ -85,6 +85,56 @@ def print_details(name, r, phases):
     print(line)
 
 
+# torch.profiler op names (self CPU time) -> the categories resnet50_bench --profile prints.
+CATEGORIES = [
+    ("conv forward", ("aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::thnn_conv2d",
+                      "aten::_convolution", "aten::convolution", "aten::conv2d", "aten::_nnpack_spatial_convolution")),
+    ("conv backward (data + weights)", ("aten::convolution_backward", "aten::mkldnn_convolution_backward",
+                                        "aten::_slow_conv2d_backward", "ConvolutionBackward0")),
+    ("batch norm forward", ("aten::batch_norm", "aten::_batch_norm_impl_index", "aten::native_batch_norm")),
+    ("batch norm backward", ("aten::native_batch_norm_backward", "NativeBatchNormBackward0")),
+    ("relu forward", ("aten::relu_", "aten::relu", "aten::clamp_min_", "aten::clamp_min")),
+    ("relu backward", ("aten::threshold_backward", "ReluBackward0")),
+    ("max-pool forward", ("aten::max_pool2d", "aten::max_pool2d_with_indices")),
+    ("max-pool backward", ("aten::max_pool2d_with_indices_backward", "MaxPool2DWithIndicesBackward0")),
+    ("adds (residual forward, gradient sums, .grad)", ("aten::add_", "aten::add", "AddBackward0")),
+    ("allocation (empty, zeros, copies)", ("aten::empty", "aten::empty_like", "aten::zeros", "aten::zero_",
+                                           "aten::fill_", "aten::copy_", "aten::clone", "aten::resize_",
+                                           "aten::empty_strided")),
+]
+
+
+def run_profile(model, adam, x, targets, loss_fn, steps):
+    """Breakdown of `steps` training steps by op category: forward + backward under torch.profiler
+    (self CPU time of each op), the optimizer step timed alone, outside the profiler."""
+    import torch.profiler
+    model.train()
+    totals, optim, ms, calls = [], [], {}, {}
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            loss_fn(model(x), targets).backward()
+        t1 = time.perf_counter()
+        adam.step()
+        adam.zero_grad(set_to_none=True)
+        optim.append(time.perf_counter() - t1)
+        totals.append(time.perf_counter() - t0)
+        for e in prof.key_averages():
+            cat = next((c for c, names in CATEGORIES if e.key in names), "other ops (fc, avg-pool, loss, ...)")
+            ms[cat] = ms.get(cat, 0.0) + e.self_cpu_time_total / 1e3 / steps
+            calls[cat] = calls.get(cat, 0) + e.count
+    total_ms = statistics.median(totals) * 1e3
+    ms["zero_grad + Adam step"] = statistics.median(optim) * 1e3
+    calls["zero_grad + Adam step"] = steps
+    print()
+    print("profile of a training step (torch.profiler: self CPU time of each op, mean over %d steps; "
+          "the optimizer timed alone)" % steps)
+    print("%-50s %9s %7s %6s" % ("category", "ms/step", "share", "calls"))
+    for cat, v in sorted(ms.items(), key=lambda kv: -kv[1]):
+        print("%-50s %9.1f %6.1f%% %6d" % (cat, v, 100 * v / total_ms, calls[cat] // steps))
+    print("%-50s %9.1f %6.1f%%" % ("whole step (median, forward + backward under the profiler)", total_ms, 100.0))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -93,6 +143,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--mode", choices=["both", "infer", "train"], default="both")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="after the benchmark, profile this many more training steps by op category")
     a = ap.parse_args()
     iters, warmup = max(1, a.iters), max(0, a.warmup)
     torch.set_num_threads(a.threads)
@@ -141,6 +193,8 @@ def main():
         print_details("inference", infer, False)
     if train:
         print_details("train", train, True)
+    if a.profile > 0:
+        run_profile(model, adam, x, targets, loss_fn, a.profile)
 
 
 if __name__ == "__main__":

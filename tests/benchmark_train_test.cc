@@ -1,0 +1,182 @@
+// Tests of the benchmark's training engines on small synthetic data: a NaN or exploding loss ends a
+// run with TrainingDiverged (which the grid records), a run interrupted after a checkpoint resumes
+// to bit-identical results, early stopping keeps the best-validation epoch, and the segmentation
+// engine trains and scores the U-Net.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "experiments/benchmark_config.h"
+#include "experiments/benchmark_grid.h"
+#include "experiments/train_classifier.h"
+#include "experiments/train_segmenter.h"
+#include "tensor/determinism.h"
+#include "tensor/error.h"
+#include "tensor/parallel.h"
+
+namespace medtl::experiments::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+// n images (3, 40, 40) on 0..255, Philox-keyed by index; label 1 when the image is bright (learnable),
+// mask = the pixels above 127.
+class Synthetic : public data::Dataset {
+ public:
+  using Dataset::get;
+  Synthetic(int64_t n, uint64_t seed, bool masks) : n_(n), seed_(seed), masks_(masks) {}
+  int64_t size() const override { return n_; }
+  data::Sample get(int64_t i, const data::SampleKey&) const override {
+    check_index(i);
+    data::Sample s;
+    const bool bright = i % 2 == 1;
+    s.image = uniform_keyed({3, 40, 40}, seed_, static_cast<uint64_t>(i), bright ? 60.0 : 0.0,
+                            bright ? 255.0 : 195.0, DType::Float32);
+    s.index = i;
+    s.source = "synthetic/" + std::to_string(i);
+    if (masks_) {
+      Tensor gray = s.image.narrow(0, 0, 1).contiguous();
+      s.mask = empty({1, 40, 40});
+      for (int64_t p = 0; p < 1600; ++p) s.mask.data<float>()[p] = gray.data<float>()[p] > 127.0f ? 1.0f : 0.0f;
+    } else {
+      s.label = from_vector<float>({bright ? 1.0f : 0.0f}, {1});
+      s.class_index = bright ? 1 : 0;
+    }
+    return s;
+  }
+  data::TargetKind target_kind() const override { return masks_ ? data::TargetKind::Mask : data::TargetKind::Binary; }
+  std::vector<std::string> class_names() const override { return {masks_ ? "foreground" : "bright"}; }
+  std::string source(int64_t i) const override { return "synthetic/" + std::to_string(i); }
+  std::string name() const override { return "synthetic"; }
+
+ private:
+  int64_t n_;
+  uint64_t seed_;
+  bool masks_;
+};
+
+SplitData synthetic_split(bool masks) {
+  SplitData d;
+  d.train = std::make_shared<Synthetic>(16, 1, masks);
+  d.val = std::make_shared<Synthetic>(8, 2, masks);
+  d.test = std::make_shared<Synthetic>(8, 3, masks);
+  d.kind = d.train->target_kind();
+  d.outputs = 1;
+  d.class_names = d.train->class_names();
+  return d;
+}
+
+ClassifierJob classifier_job() {
+  ClassifierJob job;
+  job.protocol.task = "classification";
+  job.protocol.image_size = 32, job.protocol.resize = 37, job.protocol.batch = 8, job.protocol.eval_batch = 8;
+  job.protocol.lr = 2e-4, job.protocol.lr_patience = 0, job.protocol.workers = 0;
+  job.data = synthetic_split(false);
+  job.init.variant = "keras";
+  job.init.info = preprocess_info("caffe", "keras");
+  job.seed = 42;
+  return job;
+}
+
+LoopSettings settings(int64_t epochs, const std::string& ckpt) {
+  LoopSettings s;
+  s.max_epochs = epochs, s.patience = epochs, s.checkpoint_path = ckpt, s.checkpoint_seconds = 0;
+  s.identity = "test job";
+  return s;
+}
+
+struct Interrupt {};
+
+class BenchmarkTrain : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    set_num_threads(2);
+    set_deterministic(true);
+    set_deterministic_conv_chunk(8);
+  }
+};
+
+TEST_F(BenchmarkTrain, DivergedLossEndsTheRunWithAClearMessage) {
+  ClassifierJob job = classifier_job();
+  LoopSettings s = settings(2, "");
+  s.debug_nan_at_step = 2;  // epoch 1, batch 2
+  try {
+    train_classifier(job, s, nullptr);
+    FAIL() << "no TrainingDiverged";
+  } catch (const TrainingDiverged& e) {
+    EXPECT_NE(std::string(e.what()).find("epoch 1 batch 2: loss = nan (non-finite)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("diverged"), std::string::npos);
+  }
+  EXPECT_THROW(check_loss(25.0, 20.0, "x"), TrainingDiverged);
+  EXPECT_THROW(check_loss(INFINITY, 20.0, "x"), TrainingDiverged);
+  EXPECT_NO_THROW(check_loss(0.69, 20.0, "x"));
+}
+
+TEST_F(BenchmarkTrain, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
+  const ClassifierJob job = classifier_job();
+  const ClassifierResult reference = train_classifier(job, settings(3, ""), nullptr);
+  ASSERT_EQ(reference.loop.epochs, 3);
+  EXPECT_GE(reference.auc.mean, 0.0);
+
+  const std::string dir = ::testing::TempDir() + "/resume";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string ckpt = dir + "/checkpoint.h5";
+  // Interrupted in epoch 3, after the checkpoint of epoch 2 was written.
+  auto interrupt = [](const ProgressEvent& e) {
+    if (e.kind == ProgressEvent::Kind::Batch && e.epoch == 2) throw Interrupt{};
+  };
+  EXPECT_THROW(train_classifier(job, settings(3, ckpt), interrupt), Interrupt);
+  ASSERT_TRUE(fs::exists(ckpt));
+  const ClassifierResult resumed = train_classifier(job, settings(3, ckpt), nullptr);
+  EXPECT_EQ(resumed.loop.resumed_from, 2);
+  EXPECT_EQ(resumed.loop.val_losses, reference.loop.val_losses);
+  EXPECT_EQ(resumed.loop.train_losses, reference.loop.train_losses);
+  EXPECT_EQ(resumed.loop.best_epoch, reference.loop.best_epoch);
+  EXPECT_EQ(resumed.auc.mean, reference.auc.mean);  // bit-identical, not approximately equal
+
+  // A checkpoint of another identity is ignored (the run starts over).
+  LoopSettings other = settings(3, ckpt);
+  other.identity = "another config";
+  const ClassifierResult fresh = train_classifier(job, other, nullptr);
+  EXPECT_EQ(fresh.loop.resumed_from, -1);
+  EXPECT_EQ(fresh.auc.mean, reference.auc.mean);
+}
+
+TEST_F(BenchmarkTrain, EarlyStoppingKeepsTheBestValidationEpoch) {
+  ClassifierJob job = classifier_job();
+  job.protocol.lr = 0.05;  // a large step makes the validation loss worse after the first epoch
+  LoopSettings s = settings(6, "");
+  s.patience = 1;
+  s.max_loss = 1e9;
+  const ClassifierResult r = train_classifier(job, s, nullptr);
+  ASSERT_FALSE(r.loop.val_losses.empty());
+  const auto best = std::min_element(r.loop.val_losses.begin(), r.loop.val_losses.end());
+  EXPECT_EQ(r.loop.best_epoch, best - r.loop.val_losses.begin());
+  EXPECT_EQ(r.loop.best_val, *best);
+  if (r.loop.epochs < 6) EXPECT_NE(r.loop.stop_reason.find("early stopping"), std::string::npos);
+}
+
+TEST_F(BenchmarkTrain, SegmentationEngineTrainsAndScores) {
+  SegmenterJob job;
+  job.protocol.task = "segmentation";
+  job.protocol.image_size = 32, job.protocol.batch = 4, job.protocol.eval_batch = 4, job.protocol.lr = 1e-3;
+  job.protocol.workers = 0;
+  job.data = synthetic_split(true);
+  job.init.variant = "keras";
+  job.init.info = preprocess_info("caffe", "keras");
+  job.seed = 7;
+  const SegmenterResult r = train_segmenter(job, settings(2, ""), nullptr);
+  EXPECT_EQ(r.loop.epochs, 2);
+  EXPECT_TRUE(std::isfinite(r.loop.best_val));
+  EXPECT_GE(r.dice_global, 0.0);
+  EXPECT_LE(r.dice_global, 1.0);
+  EXPECT_GE(r.dice_mean, 0.0);
+  EXPECT_LE(r.dice_mean, 1.0);
+  // The paper's augmentation, scaled: at 224 px it is the paper's parameters.
+  EXPECT_NE(scaled_segmentation_augmentation(224)->describe().find("156"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace medtl::experiments::bench
