@@ -136,6 +136,8 @@ class Runner {
       out.have_report = write_experiment_report(grid_, o_.out_dir, &out.summary);
     }
     if (!out.have_report) out.have_report = write_experiment_report(grid_, o_.out_dir, &out.summary);
+    std::error_code ec;
+    fs::remove(o_.out_dir + "/work", ec);  // only when empty: no job is half done
     return out;
   }
 

@@ -12,7 +12,6 @@
 #include "nn/layers.h"
 #include "tensor/determinism.h"
 #include "tensor/ops/copy.h"
-#include "tensor/parallel.h"
 
 namespace medtl::experiments {
 namespace {
@@ -85,9 +84,10 @@ void save_checkpoint(const std::string& path, const TrainingObjects& objects, co
     attrs.uints[dropout_prefix(mpath) + "seed"] = dropout->seed();
     attrs.uints[dropout_prefix(mpath) + "stream"] = dropout->stream();
   }
+  // How the bits were computed (the thread count is left out on purpose: in deterministic mode it
+  // changes no bit, and leaving it out keeps the file itself identical for any thread count).
   attrs.ints["deterministic"] = deterministic() ? 1 : 0;
   attrs.ints["conv_chunk"] = deterministic_conv_chunk();
-  attrs.ints["threads"] = get_num_threads();
   models::write_hdf5_file(path, tensors, attrs);
 }
 

@@ -17,7 +17,8 @@
 //             optimizer (its name), scheduler (its type, or "none"), scheduler.<key> (its state)
 //             rng.<name>.seed, rng.<name>.next_stream      named Generators
 //             dropout.<module path>.seed, .stream          every nn::Dropout inside the model
-//             deterministic, conv_chunk, threads           how the run computed (informational)
+//             deterministic, conv_chunk                    how the bits were computed (informational)
+// No timestamps and no thread count: the same training state gives a byte-identical file.
 // Saving is atomic (a temporary file, fsync, rename): a crash leaves the previous checkpoint.
 #pragma once
 

@@ -585,9 +585,14 @@ LoadReport load_weights(const std::string& path, nn::Module& module, LoadMode mo
 namespace {
 
 // Creates the groups of every key and one dataset per tensor, each in its own dtype.
+// No object carries a modification time (HDF5's default does), so the same content gives the
+// same file bytes.
 void write_exact_tensors(hid_t file, const nn::NamedTensors& tensors, const std::string& path) {
   H5Handle gcpl(MEDTL_H5_CHECK(H5Pcreate(H5P_GROUP_CREATE), path), H5Pclose);
   MEDTL_H5_CHECK(H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), path);
+  MEDTL_H5_CHECK(H5Pset_obj_track_times(gcpl.get(), false), path);
+  H5Handle dcpl(MEDTL_H5_CHECK(H5Pcreate(H5P_DATASET_CREATE), path), H5Pclose);
+  MEDTL_H5_CHECK(H5Pset_obj_track_times(dcpl.get(), false), path);
   std::set<std::string> groups, keys;
   for (const auto& [key, tensor] : tensors) {
     MEDTL_CHECK(keys.insert(key).second, "write_hdf5_file('", path, "'): two tensors are named '", key, "'");
@@ -619,7 +624,7 @@ void write_exact_tensors(hid_t file, const nn::NamedTensors& tensors, const std:
                                                : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                                   path),
                    H5Sclose);
-    H5Handle dset(MEDTL_H5_CHECK(H5Dcreate2(file, dpath.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT,
+    H5Handle dset(MEDTL_H5_CHECK(H5Dcreate2(file, dpath.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(),
                                             H5P_DEFAULT),
                                  path),
                   H5Dclose);
@@ -692,6 +697,7 @@ void write_hdf5_file(const std::string& path, const nn::NamedTensors& tensors, c
   try {
     H5Handle fcpl(MEDTL_H5_CHECK(H5Pcreate(H5P_FILE_CREATE), tmp), H5Pclose);
     MEDTL_H5_CHECK(H5Pset_link_creation_order(fcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), tmp);
+    MEDTL_H5_CHECK(H5Pset_obj_track_times(fcpl.get(), false), tmp);  // the root group too
     H5Handle file(MEDTL_H5_CHECK(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT), tmp), H5Fclose);
     write_exact_tensors(file.get(), tensors, tmp);
     for (const auto& [name, value] : attrs.strings) write_string_attr(file.get(), name.c_str(), value, tmp);

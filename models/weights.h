@@ -91,7 +91,8 @@ struct Hdf5Attributes {
 
 // Writes `tensors` in order plus `attrs` to `path`. Atomic and durable: writes `path.tmp`, flushes
 // it to disk (fsync), renames it over `path`, and fsyncs the directory; a crash at any point leaves
-// either the old file or the new one under `path`, never a mix.
+// either the old file or the new one under `path`, never a mix. No object records a modification
+// time, so the same tensors and attributes give a byte-identical file.
 void write_hdf5_file(const std::string& path, const nn::NamedTensors& tensors, const Hdf5Attributes& attrs);
 
 // Every root attribute of an HDF5 file. Scalar (one-element) strings, integers and floats only;

@@ -3,11 +3,15 @@
 // loader position); saving is atomic; loading is strict. And the generic exact-dtype HDF5 files
 // underneath (models/weights.h: write_hdf5_file, read_hdf5_attributes).
 // The ResNet-50, new-process version: tests/reproducibility_test.cc.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "autograd/graph.h"
 #include "experiments/checkpoint.h"
@@ -29,6 +33,11 @@ using testing::tensors_identical;
 std::string tmp_path(const std::string& name) {
   const char* dir = std::getenv("TEST_TMPDIR");
   return std::string(dir != nullptr ? dir : "/tmp") + "/" + name;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // conv -> BN -> ReLU -> Dropout -> pool -> fc: parameters, BN buffers (incl. int64), a Dropout.
@@ -179,6 +188,11 @@ TEST(CheckpointSave, IsAtomicAndReplacesTheOldFile) {
   experiments::save_checkpoint(path, a.objects(), a.state());  // replaces it
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
   EXPECT_EQ(models::read_hdf5_attributes(path).ints.at("global_step"), 2);
+
+  // The same state saved again a second later: a byte-identical file (HDF5 keeps no timestamps).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  experiments::save_checkpoint(path + ".again", a.objects(), a.state());
+  EXPECT_EQ(file_bytes(path + ".again"), file_bytes(path));
 
   // A save that fails half-way leaves the previous checkpoint as it was, and no temporary file.
   WithBoolBuffer bad;

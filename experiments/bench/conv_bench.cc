@@ -14,6 +14,11 @@
 //
 //   bazel run //experiments/bench:conv_bench [-- rounds reps [plain|blocked|auto|all] [threads] [batch]]
 //   (.bazelrc already builds with -O2; defaults: 4 rounds x 2 reps, all layouts, 2 threads, batch 8)
+//
+// It runs in fast mode (tensor/determinism.h): one oneDNN primitive per call, threaded by oneDNN,
+// which is what the layouts and the bit scan are about. The default, deterministic mode, runs
+// each call in single-threaded batch chunks; experiments/bench/determinism_bench.cc compares the
+// two modes.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -25,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/determinism.h"
 #include "tensor/ops/conv2d.h"
 #include "tensor/parallel.h"
 
@@ -251,6 +257,7 @@ int main(int argc, char** argv) {
   const int threads = argc > 4 ? std::max(1, std::atoi(argv[4])) : 2;
   const int64_t batch = argc > 5 ? std::max(1, std::atoi(argv[5])) : 8;
   medtl::set_num_threads(threads);
+  medtl::set_deterministic(false);  // fast mode: oneDNN's own threading (see the file comment)
   double load[3] = {0, 0, 0};
   getloadavg(load, 3);
   std::printf("float32 conv2d through oneDNN, ResNet-50 v1.5 shapes, batch %lld, %d threads, %d rounds x %d reps\n",

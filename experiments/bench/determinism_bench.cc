@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -40,6 +41,12 @@ using medtl::Tensor;
 using medtl::ops::Conv2dParams;
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+double cpu_s() {  // CPU time of the whole process, all threads
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
 
 struct ConvShape {
   const char* name;
@@ -96,6 +103,7 @@ void time_convs(const std::vector<Mode>& modes, int64_t batch, int rounds) {
   // samples[shape][mode][kernel]
   std::vector<std::vector<std::array<std::vector<double>, 3>>> samples(
       shapes.size(), std::vector<std::array<std::vector<double>, 3>>(modes.size()));
+  auto cpu_samples = samples;
   for (int round = 0; round < rounds; ++round) {
     for (size_t si = 0; si < shapes.size(); ++si) {
       const ConvShape& s = shapes[si];
@@ -109,9 +117,10 @@ void time_convs(const std::vector<Mode>& modes, int64_t batch, int rounds) {
           modes[mi].apply();
           (void)run_kernel(k, x, w, g, p);  // builds and caches the primitives
           for (int rep = 0; rep < 2; ++rep) {
-            const double t0 = now_s();
+            const double t0 = now_s(), c0 = cpu_s();
             (void)run_kernel(k, x, w, g, p);
             samples[si][mi][k].push_back(now_s() - t0);
+            cpu_samples[si][mi][k].push_back(cpu_s() - c0);
           }
         }
       }
@@ -139,7 +148,18 @@ void time_convs(const std::vector<Mode>& modes, int64_t batch, int rounds) {
     }
     std::printf("\n");
   }
-  std::printf("\none ResNet-50 pass (53 convs), ms: best (median)\n");
+  std::printf("\none ResNet-50 pass (53 convs), wall ms: best (median); process CPU ms: best (median)\n");
+  std::vector<std::array<double, 2>> cpu_total(modes.size(), {0, 0});
+  for (size_t si = 0; si < shapes.size(); ++si)
+    for (size_t mi = 0; mi < modes.size(); ++mi)
+      for (int k = 0; k < 3; ++k) {
+        std::vector<double> v = cpu_samples[si][mi][k];
+        std::sort(v.begin(), v.end());
+        cpu_total[mi][0] += v.front() * 1e3 * shapes[si].count;
+        cpu_total[mi][1] += v[v.size() / 2] * 1e3 * shapes[si].count;
+      }
+  const double fast_b = best_total[0][0] + best_total[0][1] + best_total[0][2];
+  const double fast_m = med_total[0][0] + med_total[0][1] + med_total[0][2];
   for (size_t mi = 0; mi < modes.size(); ++mi) {
     double b = 0, m = 0;
     std::printf("  %-7s", modes[mi].name().c_str());
@@ -148,9 +168,10 @@ void time_convs(const std::vector<Mode>& modes, int64_t batch, int rounds) {
       b += best_total[mi][k];
       m += med_total[mi][k];
     }
-    std::printf("  total %7.1f (%7.1f)", b, m);
-    if (mi > 0) std::printf("  = %.2fx fast (best), %.2fx (median)", b / (best_total[0][0] + best_total[0][1] + best_total[0][2]),
-                            m / (med_total[0][0] + med_total[0][1] + med_total[0][2]));
+    std::printf("  total %7.1f (%7.1f)  cpu %7.1f (%7.1f)", b, m, cpu_total[mi][0], cpu_total[mi][1]);
+    if (mi > 0)
+      std::printf("  = wall %.2fx (%.2fx), cpu %.2fx (%.2fx) of fast", b / fast_b, m / fast_m,
+                  cpu_total[mi][0] / cpu_total[0][0], cpu_total[mi][1] / cpu_total[0][1]);
     std::printf("\n");
   }
 }
@@ -163,26 +184,32 @@ void time_step(const std::vector<Mode>& modes, int64_t batch, int64_t size, int 
   const Tensor targets = medtl::uniform({batch, kClasses}, gen, 0.5, 1.5).to(DType::Int64).to(DType::Float32);
   medtl::nn::Adam adam(model->parameters(), 1e-4);
   model->train();
-  std::vector<std::vector<double>> samples(modes.size());
+  std::vector<std::vector<double>> samples(modes.size()), cpu(modes.size());
   for (int round = 0; round < rounds + 1; ++round) {
     for (size_t mi = 0; mi < modes.size(); ++mi) {
       modes[mi].apply();
-      const double t0 = now_s();
+      const double t0 = now_s(), c0 = cpu_s();
       medtl::ag::backward(medtl::nn::binary_cross_entropy_with_logits(model->forward(x), targets));
       adam.step();
       adam.zero_grad();
       if (round > 0) samples[mi].push_back(now_s() - t0);  // round 0 builds the primitives
+      if (round > 0) cpu[mi].push_back(cpu_s() - c0);
     }
   }
-  std::printf("\n== ResNet-50 training step (fwd + BCE + bwd + Adam), batch %lld, %lldx%lld, ms: best (median) ==\n",
+  std::printf("\n== ResNet-50 training step (fwd + BCE + bwd + Adam), batch %lld, %lldx%lld: wall ms best (median), "
+              "process CPU ms best (median) ==\n",
               static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(size));
-  double fast_best = 0, fast_med = 0;
+  double fast_best = 0, fast_med = 0, fast_cpu = 0, fast_cpu_med = 0;
   for (size_t mi = 0; mi < modes.size(); ++mi) {
     std::sort(samples[mi].begin(), samples[mi].end());
+    std::sort(cpu[mi].begin(), cpu[mi].end());
     const double best = samples[mi].front() * 1e3, med = samples[mi][samples[mi].size() / 2] * 1e3;
-    if (mi == 0) fast_best = best, fast_med = med;
-    std::printf("  %-7s %8.1f (%8.1f)", modes[mi].name().c_str(), best, med);
-    if (mi > 0) std::printf("  = %.2fx fast (best), %.2fx (median)", best / fast_best, med / fast_med);
+    const double cbest = cpu[mi].front() * 1e3, cmed = cpu[mi][cpu[mi].size() / 2] * 1e3;
+    if (mi == 0) fast_best = best, fast_med = med, fast_cpu = cbest, fast_cpu_med = cmed;
+    std::printf("  %-7s %8.1f (%8.1f)  cpu %8.1f (%8.1f)", modes[mi].name().c_str(), best, med, cbest, cmed);
+    if (mi > 0)
+      std::printf("  = wall %.2fx (%.2fx), cpu %.2fx (%.2fx) of fast", best / fast_best, med / fast_med,
+                  cbest / fast_cpu, cmed / fast_cpu_med);
     std::printf("\n");
   }
 }

@@ -28,7 +28,8 @@
 //
 // The machine may be shared: "cpu/wall" (process CPU seconds per wall second while timing) near the
 // thread count means the threads ran; well below it means they waited for a core. Rerun and compare
-// medians when the load average is high.
+// medians when the load average is high, and set OMP_WAIT_POLICY=passive there: otherwise libgomp's
+// idle threads spin and take the core the working thread needs (about 2x slower steps at load 6-10).
 #include <sys/resource.h>
 
 #include <algorithm>

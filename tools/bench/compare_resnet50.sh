@@ -11,6 +11,9 @@
 # (--no_cache goes to medtl only: its CPU allocator then keeps no freed blocks, as before it had a cache.)
 # LOG_DIR=dir tools/bench/compare_resnet50.sh --summarize_only re-prints the table of the runs in dir
 # (medtl.<round>.txt and torch.<round>.txt).
+# The environment passes through to both: on a shared machine run with OMP_WAIT_POLICY=passive (both
+# use libgomp, whose idle threads otherwise spin, taking the core the other thread needs: measured
+# here at ~55% of all CPU time and ~2x the wall time of a step when the load average was 6-10).
 # Every run's full output is kept in $LOG_DIR (default: a fresh mktemp -d), which the summary
 # names. The machine may be shared: the summary prints the load average, and each run's cpu/wall.
 set -euo pipefail
@@ -25,7 +28,7 @@ for a in "$@"; do
     --rounds=*) rounds="${a#--rounds=}" ;;
     --no_cache) medtl_args+=("$a") ;;
     --summarize_only) summarize_only=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 0 ;;
     *) args+=("$a") ;;
   esac
 done
