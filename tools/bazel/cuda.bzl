@@ -1,4 +1,5 @@
-"""Opt-in CUDA support: `cuda_library`, a cc_library whose .cu files nvcc compiles.
+"""Opt-in CUDA support: `cuda_library`, a cc_library whose .cu files nvcc compiles, and
+`cuda_test`, a GoogleTest binary that runs its GPU tests under --config=cuda and skips otherwise.
 
 nvcc compiles each .cu file into a -fPIC host object with sm_90 machine code and compute_90 PTX
 embedded, `nvcc --lib` gathers them into one static archive, and a cc_library wraps the archive
@@ -119,5 +120,33 @@ def cuda_library(name, srcs = [], hdrs = [], cuda_hdrs = [], deps = [], nvcc_cop
         # The archive is linked as it is; there are no objects to make a shared library of.
         linkstatic = kwargs.pop("linkstatic", True),
         visibility = visibility,
+        **kwargs
+    )
+
+def cuda_test(name, srcs = None, deps = [], size = "small", **kwargs):
+    """A GoogleTest binary for the CUDA backend, tests/cuda/<name>.cc by default.
+
+    Compiled in both modes: under --config=cuda with MEDTL_WITH_CUDA defined (the test then runs
+    on a GPU, or skips saying there is none); in the default build without it (the source then
+    holds one test that skips, saying how to build for CUDA).
+
+    Args:
+      name: the test's name.
+      srcs: defaults to [name + ".cc"].
+      deps: what the test needs beyond //tensor/cuda and GoogleTest.
+      size: as for cc_test.
+      **kwargs: passed on to cc_test.
+    """
+    native.cc_test(
+        name = name,
+        srcs = srcs if srcs else [name + ".cc"],
+        size = size,
+        local_defines = select({_CUDA: ["MEDTL_WITH_CUDA"], "//conditions:default": []}),
+        deps = deps + [
+            "//tensor:core",
+            "//tensor/cuda",
+            "//tests/cuda:cuda_test_util",
+            "//third_party:gtest_main",
+        ],
         **kwargs
     )
