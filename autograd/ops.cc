@@ -163,7 +163,7 @@ Tensor abs(const Tensor& x) {
 Tensor relu(const Tensor& x) {
   Tensor out = ops::relu(x);
   return record("relu", out, {x}, [out = detach(out)](const Tensor& g, const NeedsGrad&) {
-    return Grads{ops::where(ops::gt(out, 0.0), g, zero_scalar(g.dtype()))};
+    return Grads{ops::relu_backward(g, out)};
   });
 }
 

@@ -97,13 +97,14 @@ DataSpec parse_data(const Section& s, const std::string& where) {
   std::vector<std::string> words = split_words(*data);
   MEDTL_CHECK(words.size() >= 2, where, ": 'data' needs a kind and a path, got '", *data, "'");
   d.kind = one_of(words[0],
-                  {"folder", "medmnist", "isbi2012", "dsb2018", "paired", "drive", "montgomery", "chestxray14",
+                  {"folder", "medmnist", "isbi2012", "isbi2012-membrane", "dsb2018", "paired", "drive", "montgomery", "chestxray14",
                    "chexpert", "shenzhen"},
                   where + ": data kind");
   d.paths.assign(words.begin() + 1, words.end());
   static const std::map<std::string, std::vector<std::string>> default_splits = {
       {"folder", {"train", "valid", "test"}},  {"medmnist", {"train", "val", "test"}},
-      {"isbi2012", {"0-19", "20-24", "25-29"}}, {"dsb2018", {"0.7", "0.15", "0.15"}},
+      {"isbi2012", {"0-19", "20-24", "25-29"}}, {"isbi2012-membrane", {"0-19", "20-24", "25-29"}},
+      {"dsb2018", {"0.7", "0.15", "0.15"}},
       {"paired", {"train", "val", "test"}},    {"drive", {"train", "validate", "test"}},
       {"montgomery", {"0.7", "0.1", "0.2"}}};
   if (const std::string* splits = s.find("splits")) {

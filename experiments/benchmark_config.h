@@ -43,7 +43,7 @@ struct Paths {
 
 // Where a dataset lies and how it is split: "data = <kind> <path> [<path2>]", "splits = a b c".
 struct DataSpec {
-  std::string kind;                 // folder | medmnist | isbi2012 | dsb2018 | paired | drive | montgomery |
+  std::string kind;                 // folder | medmnist | isbi2012[-membrane] | dsb2018 | paired | drive | montgomery |
                                     // chestxray14 | chexpert | shenzhen
   std::vector<std::string> paths;   // unexpanded
   std::vector<std::string> splits;  // three entries: train, val, test (meaning depends on kind)

@@ -61,6 +61,8 @@ std::string default_hint(const std::string& kind) {
                    "RetinaMNIST ship in ../shared/data (see ../shared/README.md)"},
       {"isbi2012", "ISBI 2012 EM segmentation, as in github.com/zhixuhao/unet data/membrane; ships in "
                    "../shared/data/isbi2012-em-membrane"},
+      {"isbi2012-membrane", "ISBI 2012 EM segmentation, as in github.com/zhixuhao/unet data/membrane; ships in "
+                            "../shared/data/isbi2012-em-membrane"},
       {"dsb2018", "Data Science Bowl 2018 stage1_train (BBBC038, https://bbbc.broadinstitute.org/BBBC038); a "
                   "200-image subset ships in ../shared/data/dsb2018-nuclei-stage1-train-subset"},
       {"paired", "your own <split>/images and <split>/masks folders (the paper's LXS/PXS layout: a mask has its "
@@ -121,8 +123,10 @@ std::vector<DatasetPtr> build_splits(const DataSpec& spec, const Paths& paths) {
     for (const auto& x : s) out.push_back(data::folder_per_class(join_path(root, x), options));
   } else if (spec.kind == "medmnist") {
     for (const auto& x : s) out.push_back(std::make_shared<data::MedMnistDataset>(root, x, data::MedMnistOptions{options}));
-  } else if (spec.kind == "isbi2012") {
-    DatasetPtr all = data::isbi2012(root, options);
+  } else if (spec.kind == "isbi2012" || spec.kind == "isbi2012-membrane") {
+    // isbi2012: foreground = cell interior (the U-Net repo's label / 255); -membrane: the thin
+    // membranes, the harder class (about a fifth of the pixels), on which initialisations differ more.
+    DatasetPtr all = data::isbi2012(root, options, /*membrane_foreground=*/spec.kind == "isbi2012-membrane");
     for (size_t i = 0; i < 3; ++i)
       out.push_back(std::make_shared<data::Subset>(all, parse_range(s[i], all->size(), what),
                                                    "isbi2012/" + std::string(i == 0 ? "train" : i == 1 ? "val" : "test")));

@@ -13,6 +13,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/ops.h"
 #include "tensor/determinism.h"
+#include "tensor/flops.h"
 #include "tensor/ops/conv2d.h"
 #include "tensor/ops/elementwise.h"
 #include "tensor/ops/matmul.h"
@@ -135,6 +136,24 @@ TEST(Conv2dReference, BackwardIsTheAdjointOfForward) {
     EXPECT_NEAR(dot(x, ops::conv2d_backward_input_reference(g, w, c.x, c.p)), lhs, 1e-10) << shape_str(c.x);
     EXPECT_NEAR(dot(w, ops::conv2d_backward_weight_reference(g, x, c.w, c.p)), lhs, 1e-10) << shape_str(c.x);
   }
+}
+
+// The FLOP counter behind the benchmarks' GFLOP/s: 2 per multiply-add, each conv pass counted once.
+TEST(Conv2dFlops, CountsEveryPassAndMatmul) {
+  Generator gen(5);
+  const Tensor x = uniform({2, 3, 9, 8}, gen, -1.0, 1.0), w = uniform({4, 3, 3, 3}, gen, -1.0, 1.0);
+  Conv2dParams p;
+  p.stride_h = p.stride_w = 2, p.pad_h = p.pad_w = 1;  // y: (2, 4, 5, 4)
+  const int64_t per_pass = 2 * (2 * 4 * 5 * 4) * (3 * 3 * 3);
+  EXPECT_EQ(conv2d_flops({2, 4, 5, 4}, w.shape()), per_pass);
+  int64_t before = counted_flops();
+  const Tensor y = ops::conv2d_forward(x, w, Tensor(), p);
+  ops::conv2d_backward_input(y, w, x.shape(), p);
+  ops::conv2d_backward_weight(y, x, w.shape(), p);
+  EXPECT_EQ(counted_flops() - before, 3 * per_pass);
+  before = counted_flops();
+  ops::matmul(uniform({3, 5, 7}, gen, -1.0, 1.0), uniform({7, 2}, gen, -1.0, 1.0));  // 3 products (5,7)x(7,2)
+  EXPECT_EQ(counted_flops() - before, 2 * 3 * 5 * 2 * 7);
 }
 
 TEST(Conv2dReference, OutputShape) {

@@ -423,6 +423,26 @@ TEST(UnaryOps, ReluClampSignKeepNaN) {
   }
 }
 
+// The fused kernel of relu's backward equals the where() formulation it replaced, bit for bit,
+// on every kind of output value (positive, zero, -0, negative, NaN, inf) and through a strided view.
+TEST(UnaryOps, ReluBackwardEqualsWhereFormulation) {
+  Generator gen(11);
+  for (DType dtype : kFloatDtypes) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor out = ops::relu(from_vector<double>({kNaN, -2.0, 3.0, -0.0, 0.0, 1e-30, INFINITY, -INFINITY}, {8})
+                                     .to(dtype));
+    const Tensor g = uniform({8}, gen, -1.0, 1.0, dtype);
+    const auto fused = ops::relu_backward(g, out).to_vector<double>();
+    EXPECT_EQ(fused, ops::where(ops::gt(out, 0.0), g, scalar_tensor(0.0, dtype)).to_vector<double>());
+    EXPECT_EQ(fused[0], 0.0);  // NaN output: no gradient, as PyTorch's threshold_backward
+    EXPECT_EQ(fused[2], g.to_vector<double>()[2]);
+    const Tensor big = ops::relu(uniform({7, 9}, gen, -1.0, 1.0, dtype)).transpose(0, 1);  // strided
+    const Tensor gb = uniform({9, 7}, gen, -1.0, 1.0, dtype);
+    EXPECT_TRUE(testing::tensors_identical(ops::relu_backward(gb, big),
+                                           ops::where(ops::gt(big, 0.0), gb, scalar_tensor(0.0, dtype))));
+  }
+}
+
 TEST(UnaryOps, ClampRejectsLowAboveHigh) {
   EXPECT_ERROR_CONTAINS(ops::clamp(zeros({2}), 2.0, 1.0), "clamp: low 2 is greater than high 1");
 }

@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sys/wait.h>
 
 #include "data/image.h"
 #include "data/npy.h"
@@ -24,22 +23,9 @@ std::string temp_path(const std::string& name) {
   return std::string(dir != nullptr ? dir : "/tmp") + "/" + name;
 }
 
-struct Result {
-  int status = -1;  // exit status, or -1 if it did not exit normally (a crash)
-  std::string output;
-};
+using Result = testing::CommandResult;
 
-Result run_segment(const std::string& args) {
-  const std::string command = "experiments/segment " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  Result r;
-  if (pipe == nullptr) return r;
-  char buffer[4096];
-  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
-  const int raw = pclose(pipe);
-  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return r;
-}
+Result run_segment(const std::string& args) { return testing::run_command("experiments/segment " + args); }
 
 void expect_error(const std::string& args, const std::string& fragment) {
   SCOPED_TRACE(args);

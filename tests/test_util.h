@@ -1,9 +1,12 @@
-// Helpers shared by the tests: comparing tensors element by element with a useful message.
+// Helpers shared by the tests: comparing tensors element by element with a useful message, and
+// running a program of the project (a data dependency of the test) as a user would.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "tensor/tensor.h"
@@ -49,5 +52,23 @@ inline ::testing::AssertionResult tensors_identical(const Tensor& a, const Tenso
       EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();       \
     }                                                                                       \
   } while (0)
+
+struct CommandResult {
+  int status = -1;  // exit status, or -1 if it did not exit normally (a crash)
+  std::string output;  // stdout and stderr together
+};
+
+// Runs `command` through the shell (from the test's runfiles folder, so "experiments/speed" names a
+// binary the test lists in `data`), with stderr joined to stdout.
+inline CommandResult run_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  CommandResult r;
+  if (pipe == nullptr) return r;
+  char buffer[4096];
+  while (fgets(buffer, sizeof(buffer), pipe) != nullptr) r.output += buffer;
+  const int raw = pclose(pipe);
+  r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return r;
+}
 
 }  // namespace medtl::testing

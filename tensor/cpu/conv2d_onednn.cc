@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "tensor/determinism.h"
+#include "tensor/flops.h"
 #include "tensor/ops/conv2d.h"
 #include "tensor/ops/reduce.h"
 #include "tensor/parallel.h"
@@ -507,6 +508,7 @@ Conv2dLayout get_conv2d_onednn_layout() { return g_layout.load(); }
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& params) {
   const Shape y_shape = conv2d_check_forward("conv2d_forward", x, w, bias, params);
+  add_counted_flops(conv2d_flops(y_shape, w.shape()));
   if (x.dtype() != DType::Float32 || any_empty(x.shape(), w.shape(), y_shape))
     return conv2d_forward_reference(x, w, bias, params);
   const Tensor xc = x.contiguous(), wc = w.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
@@ -524,6 +526,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
 
 Tensor conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Shape& x_shape, const Conv2dParams& params) {
   const Shape y_shape = conv2d_check_backward_input("conv2d_backward_input", grad_y, w, x_shape, params);
+  add_counted_flops(conv2d_flops(y_shape, w.shape()));
   if (grad_y.dtype() != DType::Float32 || any_empty(x_shape, w.shape(), y_shape))
     return conv2d_backward_input_reference(grad_y, w, x_shape, params);
   const Tensor gyc = grad_y.contiguous(), wc = w.contiguous();
@@ -541,6 +544,7 @@ Tensor conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Shape&
 
 Tensor conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Shape& w_shape, const Conv2dParams& params) {
   const Shape y_shape = conv2d_check_backward_weight("conv2d_backward_weight", grad_y, x, w_shape, params);
+  add_counted_flops(conv2d_flops(y_shape, w_shape));
   if (grad_y.dtype() != DType::Float32 || any_empty(x.shape(), w_shape, y_shape))
     return conv2d_backward_weight_reference(grad_y, x, w_shape, params);
   const Tensor gyc = grad_y.contiguous(), xc = x.contiguous();

@@ -239,6 +239,9 @@ struct Pow { template <typename T> T operator()(T a, T b) const { return std::po
 struct Max { template <typename T> T operator()(T a, T b) const { return a != a ? a : (b != b || b > a ? b : a); } };
 struct Min { template <typename T> T operator()(T a, T b) const { return a != a ? a : (b != b || b < a ? b : a); } };
 
+// (grad, out) -> grad where relu's output is positive. A NaN output fails `> 0` and gives 0.
+struct ReluBackward { template <typename T> T operator()(T g, T out) const { return out > T(0) ? g : T(0); } };
+
 struct Eq { template <typename T> bool operator()(T a, T b) const { return a == b; } };
 struct Ne { template <typename T> bool operator()(T a, T b) const { return a != b; } };
 struct Lt { template <typename T> bool operator()(T a, T b) const { return a < b; } };
@@ -330,6 +333,9 @@ Tensor sqrt(const Tensor& x) { return unary_op<Kinds::Float>("sqrt", x, functor<
 Tensor abs(const Tensor& x) { return unary_op<Kinds::Numeric>("abs", x, functor<Abs>()); }
 Tensor sign(const Tensor& x) { return unary_op<Kinds::Numeric>("sign", x, functor<Sign>()); }
 Tensor relu(const Tensor& x) { return unary_op<Kinds::Numeric>("relu", x, functor<Relu>()); }
+Tensor relu_backward(const Tensor& grad, const Tensor& out) {
+  return binary_op<Kinds::Float>("relu_backward", grad, out, functor<ReluBackward>());
+}
 Tensor sigmoid(const Tensor& x) { return unary_op<Kinds::Float>("sigmoid", x, functor<Sigmoid>()); }
 Tensor tanh(const Tensor& x) { return unary_op<Kinds::Float>("tanh", x, functor<Tanh>()); }
 

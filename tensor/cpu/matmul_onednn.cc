@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tensor/determinism.h"
+#include "tensor/flops.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/matmul.h"
 #include "tensor/parallel.h"
@@ -241,6 +242,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   out_shape.push_back(m);
   out_shape.push_back(n);
   Tensor out = empty(out_shape, a.dtype());
+  add_counted_flops(matmul_flops(shape_numel(batch), m, n, k));
 
   if (out.numel() > 0) {
     dispatch_float(a.dtype(), "matmul", [&](auto tag) {

@@ -58,6 +58,11 @@ Tensor sigmoid(const Tensor& x);  // 1 / (1 + exp(-x)), computed without overflo
 Tensor tanh(const Tensor& x);
 Tensor clamp(const Tensor& x, double low, double high);  // low <= high; bounds clipped to the dtype's range
 
+// relu's backward in one pass: grad where out > 0, else 0 (also where out is NaN). grad and out:
+// (...) of one float dtype, broadcasting -> (broadcast shape). Equal, bit for bit, to
+// where(gt(out, 0), grad, 0), without its Bool temporary and its stride-0 scalar operand.
+Tensor relu_backward(const Tensor& grad, const Tensor& out);
+
 // cond ? a : b, all three broadcasting together. cond: Bool (or any dtype: nonzero = true).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
