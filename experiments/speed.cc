@@ -162,6 +162,8 @@ int run(int argc, char** argv) {
        {"iters", "timed steps (default 5)"},
        {"warmup", "untimed steps first (default 2)"},
        {"fast", "thread-count-dependent oneDNN paths instead of the deterministic default"},
+       {"conv_chunk", "samples per deterministic convolution chunk (default: the framework's; the default "
+                      "benchmark config uses 8)"},
        {"peak_gflops", "skip the sgemm peak measurement and use this figure"},
        {"json", "also print the figures as one JSON object on the last line"}},
       "speed --model=resnet50|unet --mode=train|infer --batch=N --size=S --threads=T [--device=cpu] [--json]");
@@ -186,6 +188,7 @@ int run(int argc, char** argv) {
   const bool fast = flags.get_bool("fast");
   medtl::set_num_threads(threads);
   medtl::set_deterministic(!fast);
+  if (flags.has("conv_chunk")) medtl::set_deterministic_conv_chunk(flags.get_int("conv_chunk", 0));
 
   const double peak_gflops =
       flags.has("peak_gflops") ? flags.get_double("peak_gflops", 0) : measure_sgemm_peak_gflops();
@@ -212,9 +215,11 @@ int run(int argc, char** argv) {
 
   const double med = median(steps), best = *std::min_element(steps.begin(), steps.end());
   const double img_per_s = batch / med, gflops = flops / med / 1e9, peak_mib = peak_rss_mib();
-  std::printf("medtl %s %s, batch %lld, 3x%lldx%lld float32, %d threads, %s mode, OMP_WAIT_POLICY=%s\n",
+  std::printf("medtl %s %s, batch %lld, 3x%lldx%lld float32, %d threads, %s, OMP_WAIT_POLICY=%s\n",
               model.c_str(), mode.c_str(), static_cast<long long>(batch), static_cast<long long>(size),
-              static_cast<long long>(size), threads, fast ? "fast" : "deterministic",
+              static_cast<long long>(size), threads,
+              fast ? "fast mode"
+                   : str_cat("deterministic mode (conv chunk ", medtl::deterministic_conv_chunk(), ")").c_str(),
               wait_policy ? wait_policy : "(unset)");
   std::printf("  %d steps after %d warm-up: median %.1f ms/step (%.2f img/s), best %.1f ms (%.2f img/s)\n", iters,
               warmup, med * 1e3, img_per_s, best * 1e3, batch / best);
@@ -225,11 +230,11 @@ int run(int argc, char** argv) {
   if (flags.get_bool("json")) {
     std::printf(
         "{\"framework\":\"medtl\",\"model\":\"%s\",\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,\"threads\":%d,"
-        "\"device\":\"cpu\",\"deterministic\":%s,\"img_per_s\":%.4f,\"best_img_per_s\":%.4f,\"ms_per_step\":%.2f,"
+        "\"device\":\"cpu\",\"deterministic\":%s,\"conv_chunk\":%lld,\"img_per_s\":%.4f,\"best_img_per_s\":%.4f,\"ms_per_step\":%.2f,"
         "\"gflop_per_step\":%.3f,\"gflops\":%.2f,\"sgemm_peak_gflops\":%.2f,\"pct_of_peak\":%.1f,"
         "\"peak_rss_mib\":%.1f,\"cpu_per_wall\":%.2f,\"load_before\":%.2f,\"load_after\":%.2f}\n",
         model.c_str(), mode.c_str(), static_cast<long long>(batch), static_cast<long long>(size), threads,
-        fast ? "false" : "true", img_per_s, batch / best, med * 1e3, flops / 1e9, gflops, peak_gflops,
+        fast ? "false" : "true", static_cast<long long>(medtl::deterministic_conv_chunk()), img_per_s, batch / best, med * 1e3, flops / 1e9, gflops, peak_gflops,
         100.0 * gflops / peak_gflops, peak_mib, cpu_per_wall, load_before[0], load_after[0]);
   }
   return 0;
