@@ -132,4 +132,7 @@ std::string sha256_hex(const std::string& bytes);
 // "nan", "inf", "-inf" for non-finite values.
 std::string format_double(double v);
 
+// `s` as a JSON string literal: in double quotes, with ", \ and control characters escaped.
+std::string json_quote(const std::string& s);
+
 }  // namespace medtl::experiments::report

@@ -17,7 +17,7 @@
 #include "models/weights.h"
 #include "nn/loss.h"
 #include "nn/optim.h"
-#include "tensor/ops/copy.h"
+#include "tests/parity_util.h"
 #include "tests/test_util.h"
 
 namespace medtl {
@@ -27,64 +27,23 @@ constexpr const char* kFixture = "tests/fixtures/resnet50_parity.h5";
 constexpr uint64_t kSeed = 20211001;
 constexpr int64_t kClasses = 14;
 
-// Mirrors fill_range() in tools/fixtures/make_resnet50_parity.py.
-std::pair<double, double> fill_range(const std::string& name, const Shape& shape) {
-  auto ends_with = [&](const std::string& s) {
-    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-  };
-  if (ends_with("running_var")) return {0.5, 1.5};
-  if (ends_with("running_mean") || ends_with("bias")) return {-0.1, 0.1};
-  if (shape.size() == 1) return {0.5, 1.5};
-  const double fan_in = static_cast<double>(shape_numel(shape) / shape[0]);
-  const double bound = std::sqrt(6.0 / fan_in);
-  return {-bound, bound};
-}
-
 // The fixture's network in `dtype`: every float tensor drawn as float32 from Philox (as PyTorch
 // did), then converted, exactly as the script's model.double().
 std::shared_ptr<models::ResNet50> philox_resnet50(DType dtype) {
   nn::DefaultDTypeGuard guard(dtype);
   Generator gen(0);
   auto model = std::make_shared<models::ResNet50>(models::ResNetVariant::Torchvision, kClasses, gen);
-  uint64_t stream = 0;
-  for (auto& [name, t] : model->state_dict()) {
-    if (t.dtype() == DType::Int64) continue;  // num_batches_tracked
-    const auto [low, high] = fill_range(name, t.shape());
-    ops::copy_(t, uniform_keyed(t.shape(), kSeed, stream++, low, high, DType::Float32));
-  }
+  testing::fill_from_philox(*model, kSeed);
   return model;
 }
 
 class ResNet50Parity : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    for (auto& [name, t] : models::read_hdf5_tensors(kFixture)) (*fixture_)[name] = t;
-  }
-  static Tensor get(const std::string& name) {
-    auto it = fixture_->find(name);
-    if (it == fixture_->end()) throw Error("fixture " + std::string(kFixture) + " has no dataset '" + name + "'");
-    return it->second;
-  }
-  static std::map<std::string, Tensor>* fixture_;
+  static const Tensor& get(const std::string& name) { return testing::fixture_tensor(kFixture, name); }
 };
-std::map<std::string, Tensor>* ResNet50Parity::fixture_ = new std::map<std::string, Tensor>();
 
-// max |a - b| / max |b|: the relative error the tolerances are stated in.
-double relative_error(const Tensor& a, const Tensor& b) {
-  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
-  double diff = 0.0, scale = 1e-300;
-  for (size_t i = 0; i < va.size(); ++i) {
-    diff = std::max(diff, std::abs(va[i] - vb[i]));
-    scale = std::max(scale, std::abs(vb[i]));
-  }
-  return diff / scale;
-}
-
-double l2_norm(const Tensor& t) {
-  double sq = 0.0;
-  for (double v : t.to_vector<double>()) sq += v * v;
-  return std::sqrt(sq);
-}
+using testing::l2_norm;
+using testing::relative_error;
 
 TEST_F(ResNet50Parity, InputsAreTheSamePhiloxDraws) {
   // Checks the Python Philox against ours before anything else is compared.
