@@ -20,14 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 ExperimentConfig preset(const std::string& name) {
   return load_config("experiments/configs/" + name + ".ini");
 }
@@ -90,7 +82,9 @@ TEST(BenchmarkConfig, PresetsParseAndValidate) {
   EXPECT_EQ(dxc.patience, 11);
   EXPECT_EQ(dxc.lr_patience, 5);
   for (const auto& t : p.targets)
-    if (t.protocol.task == "segmentation") EXPECT_EQ(t.protocol.patience, 21) << t.name;
+    if (t.protocol.task == "segmentation") {
+      EXPECT_EQ(t.protocol.patience, 21) << t.name;
+    }
   const Grid grid(p, test_paths());
   EXPECT_FALSE(grid.excluded().empty()) << "ChestX-ray14-based sources must not be evaluated on DXC14";
   EXPECT_EQ(grid.runs().size() + grid.excluded().size() * 10, p.sources.size() * p.targets.size() * 10);
