@@ -173,7 +173,9 @@ TEST_F(BenchmarkTrain, EarlyStoppingKeepsTheBestValidationEpoch) {
   const auto best = std::min_element(r.loop.val_losses.begin(), r.loop.val_losses.end());
   EXPECT_EQ(r.loop.best_epoch, best - r.loop.val_losses.begin());
   EXPECT_EQ(r.loop.best_val, *best);
-  if (r.loop.epochs < 6) EXPECT_NE(r.loop.stop_reason.find("early stopping"), std::string::npos);
+  if (r.loop.epochs < 6) {
+    EXPECT_NE(r.loop.stop_reason.find("early stopping"), std::string::npos);
+  }
 }
 
 TEST_F(BenchmarkTrain, SegmentationEngineTrainsAndScores) {
