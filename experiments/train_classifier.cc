@@ -55,23 +55,10 @@ class ClassifierTask : public EpochTask {
   const SchedulerRef& scheduler() override { return scheduler_; }
 
   double train_epoch(int64_t epoch, const std::function<void(int64_t, int64_t, double)>& on_batch) override {
-    train_->start_epoch(static_cast<uint64_t>(epoch));
-    Batch batch;
-    int64_t done = 0;
-    double sum = 0.0;
-    while (train_->next(batch)) {
+    return train_one_epoch(*train_, epoch, job_.data.train->size(), *optimizer_, [&](const Batch& batch) {
       // images (N, 3, S, S) -> logits (N, K) -> probabilities; labels (N, K)
-      const Tensor probs = ag::sigmoid(model_->forward(batch.images));
-      const Tensor loss = nn::binary_cross_entropy(probs, batch.labels);
-      ag::backward(loss);
-      optimizer_->step();
-      optimizer_->zero_grad();
-      const double value = loss.item();
-      sum += value;
-      on_batch(++done, train_->num_batches(), value);
-    }
-    MEDTL_CHECK(done > 0, "the training split has no complete batch (", job_.data.train->size(), " samples)");
-    return sum / static_cast<double>(done);
+      return nn::binary_cross_entropy(ag::sigmoid(model_->forward(batch.images)), batch.labels);
+    }, on_batch);
   }
 
   // Mean BCE over every validation element (batches weighted by their size).

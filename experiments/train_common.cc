@@ -7,6 +7,7 @@
 #include <iostream>
 #include <limits>
 
+#include "autograd/graph.h"
 #include "tensor/error.h"
 #include "tensor/ops/copy.h"
 #include "tensor/parallel.h"
@@ -184,6 +185,26 @@ LoopResult run_training_loop(EpochTask& task, const LoopSettings& settings, cons
   result.train_losses = s.train_losses, result.val_losses = s.val_losses, result.lrs = s.lrs;
   result.seconds = s.seconds;
   return result;
+}
+
+double train_one_epoch(data::Loader& train, int64_t epoch, int64_t train_size, nn::Optimizer& optimizer,
+                       const std::function<Tensor(const data::Batch&)>& batch_loss,
+                       const std::function<void(int64_t, int64_t, double)>& on_batch) {
+  train.start_epoch(static_cast<uint64_t>(epoch));
+  data::Batch batch;
+  int64_t done = 0;
+  double sum = 0.0;
+  while (train.next(batch)) {
+    const Tensor loss = batch_loss(batch);
+    ag::backward(loss);
+    optimizer.step();
+    optimizer.zero_grad();
+    const double value = loss.item();
+    sum += value;
+    on_batch(++done, train.num_batches(), value);
+  }
+  MEDTL_CHECK(done > 0, "the training split has no complete batch (", train_size, " samples)");
+  return sum / static_cast<double>(done);
 }
 
 }  // namespace medtl::experiments::bench

@@ -71,6 +71,14 @@ class EpochTask {
   virtual void scheduler_step(double val_loss) = 0;  // after each epoch
 };
 
+// The body of EpochTask::train_epoch for both engines: one pass over `train` in its order for
+// `epoch`; per batch, loss = batch_loss(batch), backward, optimizer step, zero_grad, then
+// on_batch(batches done, batches in all, loss). Returns the mean batch loss; an epoch without a
+// complete batch is an error naming the split's `train_size`.
+double train_one_epoch(data::Loader& train, int64_t epoch, int64_t train_size, nn::Optimizer& optimizer,
+                       const std::function<Tensor(const data::Batch&)>& batch_loss,
+                       const std::function<void(int64_t, int64_t, double)>& on_batch);
+
 struct LoopResult {
   int64_t epochs = 0;       // epochs trained in all (including before a resume)
   int64_t best_epoch = -1;  // 0-based epoch whose weights were kept

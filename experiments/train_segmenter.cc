@@ -91,22 +91,10 @@ class SegmenterTask : public EpochTask {
   const SchedulerRef& scheduler() override { return scheduler_; }
 
   double train_epoch(int64_t epoch, const std::function<void(int64_t, int64_t, double)>& on_batch) override {
-    train_->start_epoch(static_cast<uint64_t>(epoch));
-    Batch batch;
-    int64_t done = 0;
-    double sum = 0.0;
-    while (train_->next(batch)) {
+    return train_one_epoch(*train_, epoch, job_.data.train->size(), *optimizer_, [&](const Batch& batch) {
       // images (N, 3, S, S) -> logits (N, 1, S, S); masks (N, 1, S, S)
-      const Tensor loss = nn::segmentation_loss(loss_, model_->forward(batch.images), batch.masks);
-      ag::backward(loss);
-      optimizer_->step();
-      optimizer_->zero_grad();
-      const double value = loss.item();
-      sum += value;
-      on_batch(++done, train_->num_batches(), value);
-    }
-    MEDTL_CHECK(done > 0, "the training split has no complete batch (", job_.data.train->size(), " samples)");
-    return sum / static_cast<double>(done);
+      return nn::segmentation_loss(loss_, model_->forward(batch.images), batch.masks);
+    }, on_batch);
   }
 
   // The mean of the batch losses weighted by batch size (the paper's AverageMeter). The val loader
