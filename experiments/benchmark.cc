@@ -127,8 +127,8 @@ int run_main(int argc, char** argv) {
     return 0;
   }
   const std::string device = flags.get("device", "cpu");
-  MEDTL_CHECK(device == "cpu", "--device=", device, ": only the CPU can train today (the CUDA backend has a smoke ",
-              "test, not the training kernels yet); use --device=cpu");
+  MEDTL_CHECK(device == "cpu", "--device=", device, ": only the CPU can train today (the CUDA kernels in ",
+              "tensor/cuda are not wired into training yet, docs/cuda.md); use --device=cpu");
   MEDTL_CHECK(!(flags.has("preset") && flags.has("config")), "give --preset or --config, not both");
   const std::string config_path =
       flags.has("config") ? user_path(flags.get("config")) : preset_path(flags.get("preset", "default"), argv[0]);
