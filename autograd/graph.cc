@@ -96,6 +96,14 @@ void zero_grad(Tensor& t) {
   if (AutogradMeta* meta = meta_of(t)) meta->grad = Tensor();
 }
 
+void set_grad(Tensor& t, const Tensor& grad) {
+  AutogradMeta* meta = meta_of(t);
+  MEDTL_CHECK(meta != nullptr && requires_grad(t), "set_grad: ", t.str(), " does not require grad");
+  MEDTL_CHECK(grad.shape() == t.shape() && grad.dtype() == t.dtype() && grad.device() == t.device(),
+              "set_grad: the gradient ", grad.str(), " does not match the tensor ", t.str());
+  meta->grad = grad;
+}
+
 std::shared_ptr<Node> grad_fn(const Tensor& t) {
   const AutogradMeta* meta = meta_of(t);
   return meta ? meta->grad_fn : nullptr;
@@ -134,7 +142,7 @@ void backward(const Tensor& root, const Tensor& grad_output, bool retain_graph) 
   if (!seed.defined()) {
     MEDTL_CHECK(root.numel() == 1, "backward: the root has shape ", shape_str(root.shape()),
                 "; pass grad_output for a root with more than one element");
-    seed = ones(root.shape(), root.dtype());
+    seed = ones(root.shape(), root.dtype(), root.device());
   }
   MEDTL_CHECK(seed.shape() == root.shape(), "backward: grad_output has shape ", shape_str(seed.shape()),
               " but the root has shape ", shape_str(root.shape()));

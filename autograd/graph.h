@@ -68,6 +68,7 @@ Tensor requires_grad_leaf(Tensor t);
 bool is_leaf(const Tensor& t);   // no grad_fn
 Tensor grad(const Tensor& t);    // undefined until a backward pass reaches t
 void zero_grad(Tensor& t);       // forgets the accumulated gradient
+void set_grad(Tensor& t, const Tensor& grad);  // like torch's `t.grad = grad` (same shape, dtype, device)
 std::shared_ptr<Node> grad_fn(const Tensor& t);
 // The same data with no history: shares storage, requires no grad.
 Tensor detach(const Tensor& t);

@@ -6,6 +6,7 @@
 
 #include "autograd/ops.h"
 #include "tensor/dispatch.h"
+#include "tensor/ops/elementwise.h"
 #include "tensor/parallel.h"
 
 namespace medtl::ag {
@@ -49,11 +50,30 @@ Tensor adaptive_avg_pool2d_1x1(const Tensor& x) {
   return mean(x, {2, 3}, /*keepdim=*/true);
 }
 
+namespace {
+
+// dropout for tensors on a GPU, from generic ops: the same mask (the random numbers are drawn on
+// the CPU, so they are the same bits as there, then uploaded) and the same products x * T(scale).
+Tensor dropout_on_device(const Tensor& x, double p, uint64_t seed, uint64_t stream) {
+  const Tensor u = uniform_keyed(x.shape(), seed, stream, 0.0, 1.0, x.dtype()).to(x.device());
+  const Tensor dropped = ops::lt(u, p);  // Bool, on x's device
+  const Tensor zero = zeros({}, x.dtype(), x.device());
+  const double scale = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
+  // mul(x, scale) rounds scale to x's dtype first, as the CPU loop's `px[i] * s` does.
+  Tensor y = ops::where(dropped, zero, ops::mul(x, scale));
+  return record("dropout", y, {x}, [dropped, zero, scale](const Tensor& g, const NeedsGrad&) {
+    return Grads{ops::where(dropped, zero, ops::mul(g, scale))};
+  });
+}
+
+}  // namespace
+
 Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t stream) {
   MEDTL_CHECK(p >= 0.0 && p <= 1.0, "dropout: probability has to be between 0 and 1, but got p = ", p);
   if (!training || p == 0.0) return x;
   MEDTL_CHECK(x.defined(), "dropout: x is undefined (default-constructed)");
   dispatch_float(x.dtype(), "dropout", [](auto) {});
+  if (!x.device().is_cpu()) return dropout_on_device(x, p, seed, stream);
   // Element i (row-major) is dropped when uniform_keyed's element i is below p; kept elements
   // are scaled by 1 / (1 - p). p = 1 drops everything (the scale is never applied).
   const Tensor xc = x.contiguous();

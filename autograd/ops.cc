@@ -23,7 +23,8 @@ Tensor to_input(bool needed, const Tensor& grad, const Shape& input_shape) {
   return grad.shape() == input_shape ? grad : ops::sum_to(grad, input_shape);
 }
 
-Tensor zero_scalar(DType dtype) { return scalar_tensor(0.0, dtype); }
+// A 0-dim zero of `like`'s dtype on its device, for where() to broadcast.
+Tensor zero_scalar(const Tensor& like) { return zeros({}, like.dtype(), like.device()); }
 
 // The shape x would have after reducing `dims` with keepdim = true (dims empty = all).
 Shape keepdim_shape(const Shape& shape, const std::vector<int64_t>& dims) {
@@ -90,7 +91,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 static Tensor select_grad_binary(const char* name, Tensor out, const Tensor& a, const Tensor& b, Tensor a_chosen) {
   return record(name, std::move(out), {a, b},
                 [sa = a.shape(), sb = b.shape(), a_chosen = std::move(a_chosen)](const Tensor& g, const NeedsGrad& n) {
-                  const Tensor zero = zero_scalar(g.dtype());
+                  const Tensor zero = zero_scalar(g);
                   return Grads{n[0] ? to_input(true, ops::where(a_chosen, g, zero), sa) : Tensor(),
                                n[1] ? to_input(true, ops::where(a_chosen, zero, g), sb) : Tensor()};
                 });
@@ -171,7 +172,7 @@ Tensor sigmoid(const Tensor& x) {
   // d sigmoid(x) = out * (1 - out)
   Tensor out = ops::sigmoid(x);
   return record("sigmoid", out, {x}, [out = detach(out)](const Tensor& g, const NeedsGrad&) {
-    return Grads{ops::mul(g, ops::mul(out, ops::sub(ones({}, out.dtype()), out)))};
+    return Grads{ops::mul(g, ops::mul(out, ops::sub(ones({}, out.dtype(), out.device()), out)))};
   });
 }
 
@@ -179,22 +180,22 @@ Tensor tanh(const Tensor& x) {
   // d tanh(x) = 1 - out^2
   Tensor out = ops::tanh(x);
   return record("tanh", out, {x}, [out = detach(out)](const Tensor& g, const NeedsGrad&) {
-    return Grads{ops::mul(g, ops::sub(ones({}, out.dtype()), ops::mul(out, out)))};
+    return Grads{ops::mul(g, ops::sub(ones({}, out.dtype(), out.device()), ops::mul(out, out)))};
   });
 }
 
 Tensor clamp(const Tensor& x, double low, double high) {
   return record("clamp", ops::clamp(x, low, high), {x}, [x = detach(x), low, high](const Tensor& g, const NeedsGrad&) {
-    const Tensor zero = zero_scalar(g.dtype());
-    const Tensor inside_high = ops::where(ops::le(x, scalar_tensor(high, x.dtype())), g, zero);
-    return Grads{ops::where(ops::ge(x, scalar_tensor(low, x.dtype())), inside_high, zero)};
+    const Tensor zero = zero_scalar(g);
+    const Tensor inside_high = ops::where(ops::le(x, full({}, high, x.dtype(), x.device())), g, zero);
+    return Grads{ops::where(ops::ge(x, full({}, low, x.dtype(), x.device())), inside_high, zero)};
   });
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return record("where", ops::where(cond, a, b), {Tensor(), a, b},
                 [cond = detach(cond), sa = a.shape(), sb = b.shape()](const Tensor& g, const NeedsGrad& n) {
-                  const Tensor zero = zero_scalar(g.dtype());
+                  const Tensor zero = zero_scalar(g);
                   return Grads{Tensor(), n[1] ? to_input(true, ops::where(cond, g, zero), sa) : Tensor(),
                                n[2] ? to_input(true, ops::where(cond, zero, g), sb) : Tensor()};
                 });
@@ -236,10 +237,10 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
                   // One-hot of the chosen index along d, then g placed there.
                   Shape along(shape.size(), 1);
                   along[d] = shape[d];
-                  const Tensor positions = arange(shape[d], DType::Int64).reshape(along);
+                  const Tensor positions = arange(shape[d], DType::Int64).to(g.device()).reshape(along);
                   const Shape kept = keepdim_shape(shape, {d});
                   const Tensor chosen = ops::eq(positions, indices.reshape(kept));
-                  return Grads{ops::where(chosen, g.reshape(kept), zero_scalar(g.dtype()))};
+                  return Grads{ops::where(chosen, g.reshape(kept), zero_scalar(g))};
                 });
 }
 
@@ -288,7 +289,7 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
 template <typename MakeView>
 static Tensor record_subset_view(const char* name, const Tensor& x, MakeView make_view) {
   return record(name, make_view(x), {x}, [shape = x.shape(), dtype = x.dtype(), make_view](const Tensor& g, const NeedsGrad&) {
-    Tensor dx = zeros(shape, dtype);
+    Tensor dx = zeros(shape, dtype, g.device());
     ops::copy_(make_view(dx), g);
     return Grads{dx};
   });

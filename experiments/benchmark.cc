@@ -19,6 +19,7 @@
 #include "experiments/flags.h"
 #include "experiments/segmenter.h"
 #include "models/weights.h"
+#include "tensor/backend.h"
 #include "tensor/determinism.h"
 #include "tensor/error.h"
 #include "tensor/parallel.h"
@@ -111,7 +112,8 @@ int run_main(int argc, char** argv) {
                {"set", "config overrides 'section.key=value;...', e.g. 'classification.max_epochs=2'"},
                {"runs", "fine-tuning runs per (source, target) cell (overrides [experiment] runs)"},
                {"threads", "CPU threads (default: all cores)"},
-               {"device", "cpu (cuda: not available until the CUDA backend trains)"},
+               {"device", "cpu (default), cuda or cuda:N: where models train (overrides [experiment] device; "
+                          "cuda needs a --config=cuda build and a GPU)"},
                {"data-root", "where the datasets lie (${data}); default $MEDTL_DATA, else <workspace>/../shared/data"},
                {"weights-dir", "where weight files lie (${weights}); default $MEDTL_CACHE or ~/.cache/medtl"},
                {"out", "results folder (default <workspace>/results/<experiment name>)"},
@@ -126,14 +128,12 @@ int run_main(int argc, char** argv) {
     std::cout << flags.help();
     return 0;
   }
-  const std::string device = flags.get("device", "cpu");
-  MEDTL_CHECK(device == "cpu", "--device=", device, ": only the CPU can train today (the CUDA kernels in ",
-              "tensor/cuda are not wired into training yet, docs/cuda.md); use --device=cpu");
   MEDTL_CHECK(!(flags.has("preset") && flags.has("config")), "give --preset or --config, not both");
   const std::string config_path =
       flags.has("config") ? user_path(flags.get("config")) : preset_path(flags.get("preset", "default"), argv[0]);
   std::vector<std::string> overrides = split_overrides(flags.get("set"));
   if (flags.has("runs")) overrides.push_back("experiment.runs=" + flags.get("runs"));
+  if (flags.has("device")) overrides.push_back("experiment.device=" + parse_device(flags.get("device")).str());
   const ExperimentConfig config = load_config(config_path, overrides);
 
   Paths paths;
@@ -146,6 +146,8 @@ int run_main(int argc, char** argv) {
   const Grid grid(config, paths);
   if (flags.get_bool("check")) return check_only(grid);
 
+  std::string why_not;
+  MEDTL_CHECK(device_available(parse_device(config.device), &why_not), "device ", config.device, ": ", why_not);
   const int threads = static_cast<int>(
       flags.get_int("threads", std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()))));
   set_num_threads(threads);
@@ -176,7 +178,7 @@ int run_main(int argc, char** argv) {
     (void)grid.source_identity(s.name);  // hashes weight files; a missing one stops here with where to get it
   }
   std::cerr << "experiment '" << config.name << "' from " << config_path << "\n  data root " << paths.data
-            << "\n  results " << out << "\n  threads " << threads << ", deterministic "
+            << "\n  results " << out << "\n  device " << config.device << ", threads " << threads << ", deterministic "
             << (config.deterministic ? "on" : "off") << " (conv chunk " << config.conv_chunk << ")"
             << (options.shard_count > 1 ? str_cat(", shard ", options.shard_index, "/", options.shard_count) : "")
             << "\n";

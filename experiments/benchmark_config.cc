@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "experiments/report.h"
+#include "tensor/backend.h"
 #include "tensor/error.h"
 #include "tensor/philox.h"
 
@@ -273,8 +274,11 @@ const TargetSpec& ExperimentConfig::target(const std::string& name) const {
 }
 
 std::string ExperimentConfig::common_canonical() const {
+  // A GPU computes other bits than the CPU, so its runs are other runs (which GPU of a machine does
+  // not matter); CPU identities stay as they were before devices existed, so stored results keep
+  // their hashes.
   return str_cat("variant=", variant, " deterministic=", deterministic, " conv_chunk=", conv_chunk,
-                 " seed=", seed);
+                 " seed=", seed, device == "cpu" ? "" : " device=" + device.substr(0, device.find(':')));
 }
 
 ExperimentConfig parse_config(const std::string& text, const std::string& origin,
@@ -292,7 +296,7 @@ ExperimentConfig parse_config(const std::string& text, const std::string& origin
   const Section* exp = find_section("experiment");
   MEDTL_CHECK(exp != nullptr, origin, ": needs an [experiment] section (name, runs, seed, ...)");
   check_keys(*exp, {"name", "description", "runs", "seed", "variant", "baseline", "deterministic", "conv_chunk",
-                    "checkpoint_seconds"}, origin);
+                    "device", "checkpoint_seconds"}, origin);
   const std::string where = origin + " [experiment]";
   for (const auto& [key, value] : exp->entries) {
     if (key == "name") c.name = value;
@@ -303,6 +307,7 @@ ExperimentConfig parse_config(const std::string& text, const std::string& origin
     else if (key == "baseline") c.baseline = value;
     else if (key == "deterministic") c.deterministic = parse_bool(value, where + " deterministic");
     else if (key == "conv_chunk") c.conv_chunk = parse_int(value, where + " conv_chunk", 1);
+    else if (key == "device") c.device = parse_device(value).str();
     else if (key == "checkpoint_seconds") c.checkpoint_seconds = parse_double(value, where + " checkpoint_seconds");
   }
   for (const char* kind : {"classification", "segmentation", "pretraining"})

@@ -3,7 +3,7 @@
 // protocols, validated, and reduced to canonical texts whose SHA-256 identify pre-training stages
 // and fine-tuning runs (so a result is reused only by a run with exactly the same config).
 //
-//   [experiment]          name, runs, seed, variant, baseline, deterministic, conv_chunk, ...
+//   [experiment]          name, runs, seed, variant, baseline, deterministic, conv_chunk, device, ...
 //   [classification]      protocol defaults of every classification target (paper §4.1, scaled)
 //   [segmentation]        protocol defaults of every segmentation target (paper §4.2, scaled)
 //   [pretraining]         protocol defaults of every pre-training stage (falls back to [classification])
@@ -106,6 +106,7 @@ struct ExperimentConfig {
   std::string baseline = "ImageNet";
   bool deterministic = true;
   int64_t conv_chunk = 8;
+  std::string device = "cpu";        // where models train: cpu | cuda | cuda:N (a --config=cuda build)
   double checkpoint_seconds = 60.0;  // a running job saves a resumable checkpoint this often
   std::vector<SourceSpec> sources;   // config order = report row order
   std::vector<TargetSpec> targets;   // config order = report column order

@@ -17,6 +17,7 @@
 #include "experiments/train_segmenter.h"
 #include "models/weights.h"
 #include "tensor/error.h"
+#include "tensor/backend.h"
 
 namespace medtl::experiments::bench {
 namespace {
@@ -152,6 +153,7 @@ class Runner {
     job.data = load_split_data(s.data, grid_.paths(), s.protocol);
     job.init = grid_.model_init(s.from, o_.pretrained_dir);
     job.seed = stage.seed;
+    job.device = parse_device(c_.device);
     const std::string path = grid_.stage_path(stage.source, o_.pretrained_dir);
     const std::string work = o_.pretrained_dir + "/work-" + file_safe(stage.source);
     fs::create_directories(work);
@@ -221,14 +223,14 @@ class Runner {
         const ModelInit init = grid_.model_init(job.source, o_.pretrained_dir);
         const SplitData data = load_split_data(t.data, grid_.paths(), t.protocol);
         if (t.protocol.task == "classification") {
-          ClassifierJob cj{t.protocol, data, init, job.seed, t.eval_outputs, true};
+          ClassifierJob cj{t.protocol, data, init, job.seed, t.eval_outputs, true, parse_device(c_.device)};
           ClassifierResult r = train_classifier(cj, settings, progress.callback());
           for (const std::string& col : t.metric_columns()) record(col, r.auc.mean);
           if (!r.auc.note.empty()) std::cerr << "  note: " << r.auc.note << "\n";
           loop = r.loop, model = r.model;
           outcome = "AUC " + fixed4(r.auc.mean);
         } else {
-          SegmenterJob sj{t.protocol, data, init, job.seed};
+          SegmenterJob sj{t.protocol, data, init, job.seed, parse_device(c_.device)};
           SegmenterResult r = train_segmenter(sj, settings, progress.callback());
           record("dice_global", r.dice_global);
           record("dice_mean", r.dice_mean);

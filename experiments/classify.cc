@@ -46,6 +46,7 @@ int run(int argc, char** argv) {
                      {"topk", "classes to print per input (default 5)"},
                      {"json", "one JSON object per input on its own line"},
                      {"threads", "CPU threads (default: all cores)"},
+                     {"device", "cpu (default), cuda or cuda:N (a --config=cuda build)"},
                      {"crop", "square (default: centre square, resize 224) or resize256 (shorter side 256, crop 224)"},
                      {"save_logits", "write the raw logits (N, classes) as float32 .npy"}},
                     "usage: classify --weights=FILE [flags] INPUT...   (INPUT: image file or .npy (N, 3, H, W))");
@@ -58,7 +59,9 @@ int run(int argc, char** argv) {
   MEDTL_CHECK(!flags.positionals().empty(), "no INPUT given\n", flags.help());
   if (flags.has("threads")) set_num_threads(static_cast<int>(flags.get_int("threads", 1)));
 
+  const Device device = flags.device();
   const Classifier classifier = load_classifier(flags.get("weights"));
+  classifier.model->to(device);
   const CropMode crop = parse_crop_mode(flags.get("crop", "square"));
   const int64_t k = flags.get_int("topk", 5);
   ag::NoGradGuard no_grad;
@@ -73,7 +76,7 @@ int run(int argc, char** argv) {
     } else {
       batch = preprocess_image(input, classifier.info, crop).unsqueeze(0);
     }
-    const Tensor logits = classifier.model->forward(batch);  // (N, classes)
+    const Tensor logits = classifier.model->forward(batch.to(device)).to(Device::cpu());  // (N, classes)
     for (int64_t n = 0; n < logits.size(0); ++n) {
       const std::string name = logits.size(0) > 1 ? input + "[" + std::to_string(n) + "]" : input;
       print_predictions(name, top_k(logits.select(0, n), k, classifier.class_names), flags.get_bool("json"));

@@ -3,6 +3,7 @@
 
 #include <sstream>
 
+#include "tensor/backend.h"
 #include "tensor/error.h"
 
 namespace medtl::experiments {
@@ -63,6 +64,13 @@ std::string Flags::help() const {
   out << usage_ << "\nflags:\n";
   for (const auto& [name, text] : known_) out << "  --" << name << "  " << text << "\n";
   return out.str();
+}
+
+Device Flags::device() const {
+  const Device device = parse_device(get("device", "cpu"));
+  std::string why_not;
+  MEDTL_CHECK(device_available(device, &why_not), "--device=", device.str(), ": ", why_not);
+  return device;
 }
 
 }  // namespace medtl::experiments

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/device.h"
+
 namespace medtl::experiments {
 
 class Flags {
@@ -20,6 +22,9 @@ class Flags {
   bool get_bool(const std::string& name) const;  // "--x" or "--x=true|1"; absent = false
   const std::vector<std::string>& positionals() const { return positionals_; }
   std::string help() const;
+  // --device (default cpu): parsed, and checked to be usable here (an error saying why not: a
+  // CPU-only build, no GPU, no such GPU).
+  Device device() const;
 
  private:
   std::map<std::string, std::string> known_;

@@ -34,6 +34,7 @@ int run(int argc, char** argv) {
   const Flags flags(argc, argv,
                     {{"weights", "U-Net weight file (HDF5, architecture unet-resnet50; see docs/segmentation.md)"},
                      {"threads", "CPU threads (default: all cores)"},
+                     {"device", "cpu (default), cuda or cuda:N (a --config=cuda build)"},
                      {"out", "folder for the mask PNGs (default: the current folder; created if missing)"},
                      {"save_logits", "also write the raw logits (N, classes, H, W) of all inputs as float32 .npy"},
                      {"size", "resize image files to SxS first (S a multiple of 32; default: keep their size)"},
@@ -55,6 +56,7 @@ int run(int argc, char** argv) {
   MEDTL_CHECK(size >= 0 && size % 32 == 0, "--size=", size, ": must be a positive multiple of 32 (the U-Net halves ",
               "the image five times), or 0 to keep each image's size");
   const double threshold = flags.get_double("threshold", 0.5);
+  const Device device = flags.device();
   MEDTL_CHECK(threshold >= 0.0 && threshold <= 1.0, "--threshold=", threshold, ": must be in [0, 1]");
 
   // Check everything that can be checked before the (slow) model load and forward passes.
@@ -79,6 +81,7 @@ int run(int argc, char** argv) {
   Generator gen(0);  // every tensor is overwritten by the strict load
   models::LoadedUNet loaded = models::load_unet(weights, 1, gen);
   models::UNetResNet50& model = *loaded.model;
+  model.to(device);
   const int64_t classes = model.classes();
 
   std::set<std::string> written;

@@ -41,7 +41,7 @@ Tensor predict_logits(models::UNetResNet50& model, const Tensor& batch, int64_t 
   Tensor out;
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t count = std::min(chunk, n - start);
-    const Tensor logits = model.forward(batch.narrow(0, start, count));
+    const Tensor logits = model.forward(batch.narrow(0, start, count).to(model.device()));  // back below
     if (!out.defined()) out = empty({n, logits.size(1), logits.size(2), logits.size(3)}, logits.dtype());
     ops::copy_(out.narrow(0, start, count), logits);
   }

@@ -21,7 +21,8 @@ data::NormalizeSpec normalize_spec(const models::WeightFileInfo& info, double fi
 Tensor preprocess_segmentation_image(const std::string& path, const models::WeightFileInfo& info, int64_t size = 0);
 
 // Logits for a batch in eval mode without gradients, `chunk` images at a time (the model is put
-// in eval mode and left there). batch: (N, 3, H, W) -> (N, classes, H, W).
+// in eval mode and left there). Each chunk runs on the model's device; the logits come back to
+// the CPU. batch: (N, 3, H, W) -> (N, classes, H, W).
 Tensor predict_logits(models::UNetResNet50& model, const Tensor& batch, int64_t chunk = 4);
 
 // Writes probs (H, W) as an 8-bit gray PNG: 255 where prob > threshold, else 0. Throws naming

@@ -24,6 +24,7 @@ class ClassifierTask : public EpochTask {
     const Protocol& p = job.protocol;
     K_ = job.data.outputs;
     model_ = make_classifier(job.init, K_, job.seed);
+    model_->to(job.device);  // before the copies and the optimizer state, which follow its device
     best_ = std::make_shared<WeightsCopy>(*model_);
     optimizer_ = std::make_unique<nn::Adam>(model_->parameters(), p.lr);
     plateau_ = std::make_unique<nn::ReduceLROnPlateau>(*optimizer_, nn::ReduceLROnPlateau::Mode::Min, p.lr_factor,
@@ -55,7 +56,8 @@ class ClassifierTask : public EpochTask {
   const SchedulerRef& scheduler() override { return scheduler_; }
 
   double train_epoch(int64_t epoch, const std::function<void(int64_t, int64_t, double)>& on_batch) override {
-    return train_one_epoch(*train_, epoch, job_.data.train->size(), *optimizer_, [&](const Batch& batch) {
+    return train_one_epoch(*train_, epoch, job_.data.train->size(), *optimizer_, [&](const Batch& cpu_batch) {
+      const Batch batch = to_device(cpu_batch, job_.device);
       // images (N, 3, S, S) -> logits (N, K) -> probabilities; labels (N, K)
       return nn::binary_cross_entropy(ag::sigmoid(model_->forward(batch.images)), batch.labels);
     }, on_batch);
@@ -69,6 +71,7 @@ class ClassifierTask : public EpochTask {
     double sum = 0.0;
     int64_t count = 0;
     while (val_->next(batch)) {
+      batch = to_device(batch, job_.device);
       const Tensor probs = ag::sigmoid(model_->forward(batch.images));
       sum += nn::binary_cross_entropy(probs, batch.labels).item() * static_cast<double>(batch.labels.numel());
       count += batch.labels.numel();
@@ -87,6 +90,7 @@ class ClassifierTask : public EpochTask {
     std::vector<double> scores;
     std::vector<int> labels;
     while (test_->next(batch)) {
+      batch = to_device(batch, job_.device);
       Tensor probs;
       if (batch.images.dim() == 5) {  // (N, 10, 3, S, S) -> (10 N, 3, S, S) -> (N, 10, K) -> mean (N, K)
         const int64_t N = batch.images.size(0), crops = batch.images.size(1);

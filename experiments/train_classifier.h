@@ -27,6 +27,7 @@ struct ClassifierJob {
   uint64_t seed = 0;                   // run seed: backbone init (random), head, data order, augmentation
   std::vector<int64_t> eval_outputs;   // outputs the AUC averages (empty = all)
   bool test = true;                    // evaluate the test split after training
+  Device device = Device::cpu();       // where the model trains (batches are moved there)
 };
 
 struct ClassifierResult {

@@ -94,6 +94,15 @@ void check_loss(double loss, double max_loss, const std::string& where) {
                                  ": the run diverged (lower the learning rate, or raise max_loss if this is expected)"));
 }
 
+data::Batch to_device(const data::Batch& batch, Device device) {
+  if (device.is_cpu()) return batch;
+  data::Batch out = batch;
+  out.images = batch.images.to(device);
+  if (batch.labels.defined()) out.labels = batch.labels.to(device);
+  if (batch.masks.defined()) out.masks = batch.masks.to(device);
+  return out;
+}
+
 data::LoaderOptions loader_options(int64_t batch, bool shuffle, uint64_t seed, int64_t workers, bool drop_last) {
   data::LoaderOptions o;
   o.batch_size = batch;

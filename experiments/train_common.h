@@ -110,6 +110,9 @@ class WeightsCopy : public nn::Module {
 // True when a loss is acceptable (finite and <= max_loss); else throws TrainingDiverged saying where.
 void check_loss(double loss, double max_loss, const std::string& where);
 
+// The batch's tensors on `device` (the loader makes them on the CPU); itself on the CPU.
+data::Batch to_device(const data::Batch& batch, Device device);
+
 // Loader options of the benchmark: batch, shuffle, seed, workers (0 on a 1-thread run).
 data::LoaderOptions loader_options(int64_t batch, bool shuffle, uint64_t seed, int64_t workers, bool drop_last);
 

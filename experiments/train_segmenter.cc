@@ -68,6 +68,7 @@ class SegmenterTask : public EpochTask {
   explicit SegmenterTask(const SegmenterJob& job) : job_(job) {
     const Protocol& p = job.protocol;
     model_ = make_unet(job.init, job.seed);
+    model_->to(job.device);  // before the copies and the optimizer state, which follow its device
     best_ = std::make_shared<WeightsCopy>(*model_);
     optimizer_ = std::make_unique<nn::Adam>(model_->parameters(), p.lr);
     cosine_ = std::make_unique<nn::CosineEpoch>(*optimizer_, p.cosine_epochs > 0 ? p.cosine_epochs : p.max_epochs);
@@ -91,7 +92,8 @@ class SegmenterTask : public EpochTask {
   const SchedulerRef& scheduler() override { return scheduler_; }
 
   double train_epoch(int64_t epoch, const std::function<void(int64_t, int64_t, double)>& on_batch) override {
-    return train_one_epoch(*train_, epoch, job_.data.train->size(), *optimizer_, [&](const Batch& batch) {
+    return train_one_epoch(*train_, epoch, job_.data.train->size(), *optimizer_, [&](const Batch& cpu_batch) {
+      const Batch batch = to_device(cpu_batch, job_.device);
       // images (N, 3, S, S) -> logits (N, 1, S, S); masks (N, 1, S, S)
       return nn::segmentation_loss(loss_, model_->forward(batch.images), batch.masks);
     }, on_batch);
@@ -106,6 +108,7 @@ class SegmenterTask : public EpochTask {
     double sum = 0.0;
     int64_t count = 0;
     while (val_->next(batch)) {
+      batch = to_device(batch, job_.device);
       sum += nn::segmentation_loss(loss_, model_->forward(batch.images), batch.masks).item() *
              static_cast<double>(batch.size());
       count += batch.size();
@@ -123,7 +126,8 @@ class SegmenterTask : public EpochTask {
     test_->start_epoch(0);
     SegmentationMetrics metrics(0.5);
     Batch batch;
-    while (test_->next(batch)) metrics.add(ag::sigmoid(model_->forward(batch.images)), batch.masks);
+    while (test_->next(batch))
+      metrics.add(ag::sigmoid(model_->forward(to_device(batch, job_.device).images)).to(Device::cpu()), batch.masks);
     *dice_global = metrics.global_dice();
     *dice_mean = metrics.mean_dice();
   }

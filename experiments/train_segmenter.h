@@ -24,6 +24,7 @@ struct SegmenterJob {
   SplitData data;
   ModelInit init;
   uint64_t seed = 0;  // encoder init (random), decoder init, data order, augmentation
+  Device device = Device::cpu();  // where the model trains (batches are moved there)
 };
 
 struct SegmenterResult {

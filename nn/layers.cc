@@ -87,7 +87,7 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   const bool training = is_training();
   Tensor y = ag::batch_norm(x, weight_, bias_, running_mean_, running_var_, training, momentum_, eps_);
   // Counted after a successful forward, so a rejected batch leaves the buffers as they were.
-  if (training) ops::add_(num_batches_tracked_, scalar_tensor(1.0, DType::Int64));
+  if (training) ops::add_(num_batches_tracked_, ones({}, DType::Int64, num_batches_tracked_.device()));
   return y;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "tensor/backend.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/elementwise.h"
 #include "tensor/ops/reduce.h"
@@ -39,8 +40,12 @@ Tensor reduce(const Tensor& loss, Reduction reduction) {
 }
 
 // out[i] = f(a[i], b[i]) over contiguous copies, in parallel (each element independent).
+// GPU operands are computed here on the CPU and the result copied back: the same bits, and the
+// losses' inputs are small (N x classes, or one mask per image); docs/cuda.md.
 template <typename F>
 Tensor map2(const Tensor& a_in, const Tensor& b_in, const char* fn, F f) {
+  if (backend_for(fn, {&a_in, &b_in}) != nullptr)
+    return map2(a_in.to(Device::cpu()), b_in.to(Device::cpu()), fn, f).to(a_in.device());
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   Tensor out = empty(a.shape(), a.dtype());
   dispatch_float(a.dtype(), fn, [&](auto tag) {
@@ -78,9 +83,10 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 Tensor binary_cross_entropy(const Tensor& probs, const Tensor& targets, Reduction reduction) {
   check_pair("binary_cross_entropy", "probs", probs, "targets", targets);
   const Tensor p = probs.contiguous();
+  const Tensor p_host = p.to(Device::cpu());
   dispatch_float(p.dtype(), "binary_cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* pp = p.data<T>();
+    const T* pp = p_host.data<T>();
     for (int64_t i = 0; i < p.numel(); ++i)
       MEDTL_CHECK(!(pp[i] < T(0) || pp[i] > T(1)), "binary_cross_entropy: all elements of probs should be between 0 ",
                   "and 1, but element ", i, " (row-major) is ", static_cast<double>(pp[i]),
@@ -132,8 +138,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction redu
   const Tensor log_probs = ag::sub(z, ag::log(ag::sum(ag::exp(z), {1}, /*keepdim=*/true)));
   // Pick log_probs[n, id_n] with a one-hot mask; where() (not a product) keeps a -inf logit
   // elsewhere in the row from turning into NaN.
-  const Tensor one_hot = ops::eq(targets.unsqueeze(1), arange(C, DType::Int64));  // (N, C) Bool
-  const Tensor picked = ag::where(one_hot, log_probs, zeros({}, logits.dtype()));
+  const Tensor one_hot = ops::eq(targets.unsqueeze(1), arange(C, DType::Int64).to(logits.device()));  // (N, C) Bool
+  const Tensor picked = ag::where(one_hot, log_probs, zeros({}, logits.dtype(), logits.device()));
   return reduce(ag::neg(ag::sum(picked, {1})), reduction);  // (N,) before reduction
 }
 

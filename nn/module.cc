@@ -107,6 +107,17 @@ void Module::zero_grad() {
   for (auto& [name, t] : named_parameters()) ag::zero_grad(t);
 }
 
+void Module::to(Device device) {
+  zero_grad();
+  // Tied or shared parameters share a Storage: relocating it once moves them all.
+  for (const auto& [name, t] : state_dict()) t.storage()->relocate(device);
+}
+
+Device Module::device() const {
+  const NamedTensors params = named_parameters();
+  return params.empty() ? Device::cpu() : params.front().second.device();
+}
+
 std::shared_ptr<Module> Module::submodule(const std::string& path) const {
   const size_t dot = path.find('.');
   const std::string head = path.substr(0, dot);

@@ -57,6 +57,12 @@ class Module {
   int64_t set_requires_grad(const std::string& prefix, bool requires);
   void zero_grad();  // forgets every parameter's accumulated gradient
 
+  // Moves every parameter and buffer to `device` in place (Storage::relocate), so the tensors the
+  // layers hold move with them, like torch's module.to(device). Gradients are forgotten; create
+  // the optimizer after moving (its state is made on the parameters' device).
+  void to(Device device);
+  Device device() const;  // where the parameters are (the CPU for a module without any)
+
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
   // The descendant at a dotted path ("layer1.0"), or an error listing the children there.
   std::shared_ptr<Module> submodule(const std::string& path) const;

@@ -5,9 +5,11 @@
 #include <cmath>
 
 #include "autograd/graph.h"
+#include "tensor/backend.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/copy.h"
 #include "tensor/ops/elementwise.h"
+#include "tensor/ops/reduce.h"
 #include "tensor/parallel.h"
 
 namespace medtl::nn {
@@ -77,7 +79,7 @@ void Optimizer::zero_grad(bool set_to_none) {
 Tensor& Optimizer::buffer(size_t i, const std::string& key, const Tensor& init) {
   for (auto& [name, t] : state_[i].buffers)
     if (name == key) return t;
-  Tensor t = init.defined() ? init.clone() : zeros(params_[i].shape(), params_[i].dtype());
+  Tensor t = init.defined() ? init.clone() : zeros(params_[i].shape(), params_[i].dtype(), params_[i].device());
   state_[i].buffers.emplace_back(key, t);
   return state_[i].buffers.back().second;
 }
@@ -129,7 +131,7 @@ void Optimizer::load_state(const NamedTensors& state) {
     const Tensor& p = params_[i];
     MEDTL_CHECK(t.shape() == p.shape() && t.dtype() == p.dtype(), name_, ": load_state: '", name, "' is ", t.str(),
                 " but parameter ", i, " is ", p.str());
-    loaded[i].buffers.emplace_back(key, t.clone());
+    loaded[i].buffers.emplace_back(key, t.device() == p.device() ? t.clone() : t.to(p.device()));
   }
   MEDTL_CHECK(have_lr, name_, ": load_state: no 'lr' entry");
   for (size_t i = 0; i < loaded.size(); ++i) {
@@ -175,6 +177,12 @@ void SGD::step() {
     }
     const double lr = lr_, wd = weight_decay_, mom = momentum_, damp = dampening_;
     const bool nesterov = nesterov_;
+    if (DeviceBackend* gpu = backend_for(name_.c_str(), {&params_[i], &g, &buf})) {  // one fused kernel
+      update_in_place(params_[i], [&](const Tensor& p) {
+        gpu->sgd_step_(p, g.contiguous(), buf, SgdUpdate{lr, mom, damp, wd, nesterov, first});
+      });
+      continue;
+    }
     update_in_place(params_[i], [&](const Tensor& p) {
       dispatch_float(p.dtype(), "SGD.step", [&](auto tag) {
         using T = typename decltype(tag)::type;
@@ -240,6 +248,13 @@ void Adam::step() {
     const double l2 = decoupled_ ? 0.0 : weight_decay_;                  // Adam: g += wd p
     const double b1 = beta1_, b2 = beta2_, eps = eps_;
     const bool amsgrad = amsgrad_;
+    if (DeviceBackend* gpu = backend_for(name_.c_str(), {&params_[i], &g, &m, &v, &vmax})) {  // one fused kernel
+      update_in_place(params_[i], [&](const Tensor& p) {
+        gpu->adam_step_(p, g.contiguous(), m, v, vmax,
+                        AdamUpdate{lr_, b1, b2, eps, weight_decay_, decoupled_, amsgrad, t});
+      });
+      continue;
+    }
     update_in_place(params_[i], [&](const Tensor& p) {
       dispatch_float(p.dtype(), name_.c_str(), [&](auto tag) {
         using T = typename decltype(tag)::type;
@@ -283,6 +298,11 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, bool 
   if (grads.empty()) return 0.0;
   double total_sq = 0.0;
   for (const Tensor& g_in : grads) {
+    if (!g_in.device().is_cpu()) {  // on its GPU: a fixed-order float64 sum there, one number back
+      const Tensor g64 = g_in.to(DType::Float64);
+      total_sq += ops::sum(ops::mul(g64, g64)).item();
+      continue;
+    }
     const Tensor g = g_in.contiguous();
     const int64_t n = g.numel(), chunks = (n + kChunk - 1) / kChunk;
     std::vector<double> partial(static_cast<size_t>(chunks), 0.0);

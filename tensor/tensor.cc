@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <numeric>
 
+#include "tensor/backend.h"
 #include "tensor/cpu/allocator.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/copy.h"
@@ -52,8 +53,10 @@ namespace {
 Storage::Allocator g_allocators[2] = {};
 }  // namespace
 
-void Storage::register_allocator(DeviceType type, Allocator allocator) {
+Storage::Allocator Storage::register_allocator(DeviceType type, Allocator allocator) {
+  Allocator previous = g_allocators[static_cast<int>(type)];
   g_allocators[static_cast<int>(type)] = allocator;
+  return previous;
 }
 
 Storage::Storage(int64_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
@@ -62,16 +65,29 @@ Storage::Storage(int64_t nbytes, Device device) : nbytes_(nbytes), device_(devic
     // 64-byte aligned, large blocks reused from the cache of freed ones (tensor/cpu/allocator.h).
     data_ = cpu::allocate(nbytes);
   } else {
-    const Allocator& allocator = g_allocators[static_cast<int>(device.type)];
-    MEDTL_CHECK(allocator.allocate != nullptr, "Storage: no allocator for ", device.str(),
-                "; build with --config=cuda to use the GPU");
-    data_ = allocator.allocate(nbytes, device.index);
+    allocator_ = g_allocators[static_cast<int>(device.type)];
+    MEDTL_CHECK(allocator_.allocate != nullptr, "Storage: no allocator for ", device.str(),
+                "; this binary was built without the CUDA backend: rebuild with --config=cuda to use the GPU");
+    data_ = allocator_.allocate(nbytes, device.index);
   }
 }
 
 Storage::~Storage() {
   if (device_.is_cpu()) cpu::release(data_, nbytes_);
-  else g_allocators[static_cast<int>(device_.type)].release(data_, device_.index);
+  else allocator_.release(data_, device_.index);
+}
+
+void Storage::relocate(Device device) {
+  if (device == device_) return;
+  DeviceBackend* backend = find_device_backend((device.is_cpu() ? device_ : device).type);
+  MEDTL_CHECK(backend != nullptr, "Storage::relocate to ", device.str(), ": no backend for ",
+              (device.is_cpu() ? device_ : device).str(), " in this binary; rebuild with --config=cuda");
+  Storage moved(nbytes_, device);
+  if (nbytes_ > 0) backend->copy_bytes(moved.data_, device, data_, device_, nbytes_);
+  std::swap(data_, moved.data_);
+  std::swap(device_, moved.device_);
+  std::swap(allocator_, moved.allocator_);
+  // `moved` now holds the old bytes and frees them with the allocator that made them.
 }
 
 // ---------------------------------------------------------------- tensor basics
@@ -97,8 +113,14 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+void* Tensor::device_raw_data() const {
+  MEDTL_CHECK(defined(), "device_raw_data(): the tensor is undefined (default-constructed)");
+  return static_cast<char*>(storage_->data()) + offset_ * dtype_size(dtype_);
+}
+
 void* Tensor::raw_data() const {
   MEDTL_CHECK(defined(), "raw_data(): the tensor is undefined (default-constructed)");
+  MEDTL_CHECK(device().is_cpu(), "raw_data(): ", str(), " is not in CPU memory; copy it with .to(Device::cpu()) first");
   return static_cast<char*>(storage_->data()) + offset_ * dtype_size(dtype_);
 }
 
@@ -341,8 +363,9 @@ Tensor Tensor::to(Device device) const {
     out.autograd_meta_ = nullptr;
     return out;
   }
-  MEDTL_CHECK(false, "to(", device.str(), "): moving tensors between devices needs the CUDA backend; build with --config=cuda");
-  return *this;
+  Tensor out = empty(shape_, dtype_, device);
+  ops::copy_(out, *this);  // across devices: tensor/device_copy.cc
+  return out;
 }
 
 double Tensor::at(const std::vector<int64_t>& index) const {

@@ -40,17 +40,23 @@ class Storage {
   int64_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
 
+  // Moves the bytes to `device` in place: every tensor viewing this storage now lives there
+  // (how nn::Module::to moves a model whose layers hold their own copies of the tensors).
+  void relocate(Device device);
+
   // How a device other than the CPU allocates: set by the CUDA backend when it is linked in.
   struct Allocator {
     void* (*allocate)(int64_t nbytes, int device_index);
     void (*release)(void* ptr, int device_index);
   };
-  static void register_allocator(DeviceType type, Allocator allocator);
+  // Returns the previous one, so that a test can install a stand-in and put the original back.
+  static Allocator register_allocator(DeviceType type, Allocator allocator);
 
  private:
   void* data_ = nullptr;
   int64_t nbytes_ = 0;
   Device device_;
+  Allocator allocator_{};  // the one that allocated data_ (GPU only): frees it, even if replaced since
 };
 
 // Opaque slot for autograd's per-tensor record (defined in autograd/). tensor/ only stores it.
@@ -77,9 +83,13 @@ class Tensor {
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   bool shares_storage_with(const Tensor& other) const { return storage_ == other.storage_; }
 
-  // Pointer to the first element (storage start + offset). Throws if T is not the dtype's type.
+  // Pointer to the first element (storage start + offset), for CPU code. Throws if T is not the
+  // dtype's type, or if the tensor is on a GPU (its memory cannot be read from the CPU).
   template <typename T> T* data() const;
-  void* raw_data() const;
+  // The same pointer on any device: for kernels that run where the memory is (tensor/cuda/).
+  template <typename T> T* device_data() const;
+  void* raw_data() const;  // CPU only, untyped (HDF5 reads and writes)
+  void* device_raw_data() const;  // untyped, any device (cudaMemcpy, cudaMemset)
 
   // ---- Views: share storage, never copy. ----
   Tensor view(const Shape& shape) const;     // needs strides compatible with the new shape; one -1 allowed
@@ -99,7 +109,7 @@ class Tensor {
   Tensor contiguous() const;  // itself if already contiguous, else a row-major copy
   Tensor clone() const;       // always a new row-major copy
   Tensor to(DType dtype) const;  // a converted copy (itself if the dtype already matches)
-  Tensor to(Device device) const;
+  Tensor to(Device device) const;  // a contiguous copy on `device` (itself if already there)
 
   // ---- Small conveniences, mostly for tests and printing (slow: element by element). ----
   double item() const;  // the value of a one-element tensor, as double
@@ -147,11 +157,18 @@ Tensor normal_keyed(const Shape& shape, uint64_t seed, uint64_t stream, double m
 
 // ---- Template definitions. ----
 template <typename T>
-T* Tensor::data() const {
+T* Tensor::device_data() const {
   MEDTL_CHECK(defined(), "data(): the tensor is undefined (default-constructed)");
   MEDTL_CHECK(dtype_of<T>() == dtype_, "data<", dtype_name(dtype_of<T>()), ">(): the tensor holds ",
               dtype_name(dtype_), "; convert it with .to(DType) first");
   return static_cast<T*>(storage_->data()) + offset_;
+}
+
+template <typename T>
+T* Tensor::data() const {
+  MEDTL_CHECK(!defined() || storage_->device().is_cpu(), "data<", dtype_name(dtype_of<T>()), ">(): ", str(),
+              " is not in CPU memory; copy it with .to(Device::cpu()) before reading it on the CPU");
+  return device_data<T>();
 }
 
 }  // namespace medtl

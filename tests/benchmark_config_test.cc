@@ -171,6 +171,12 @@ TEST(BenchmarkGrid, IdentitiesFollowWhatResultsDependOn) {
   EXPECT_NE(hash_of({"experiment.seed=6"}, paths), base);
   EXPECT_NE(hash_of({"experiment.conv_chunk=4"}, paths), base);
   EXPECT_NE(hash_of({"target A.train_limit=10"}, paths), base);
+  // A GPU computes other bits: its runs are other runs. Which GPU does not matter, and an explicit
+  // cpu is the default (CPU hashes are what they were before devices existed).
+  EXPECT_EQ(hash_of({"experiment.device=cpu"}, paths), base);
+  EXPECT_NE(hash_of({"experiment.device=cuda"}, paths), base);
+  EXPECT_EQ(hash_of({"experiment.device=cuda:1"}, paths), hash_of({"experiment.device=cuda"}, paths));
+  EXPECT_THROW(hash_of({"experiment.device=tpu"}, paths), Error);
   // Stages: identity through the from-chain.
   const ExperimentConfig c = parse_config(kMinimal, "t.ini");
   const Grid g(c, paths);

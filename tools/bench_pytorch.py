@@ -4,6 +4,7 @@ way, with Debian's PyTorch (python3-torch; run it with /usr/bin/python3, not a p
 
     /usr/bin/python3 tools/bench_pytorch.py --model=resnet50|unet --mode=train|infer --batch=N
         --size=S --threads=T [--iters=5] [--warmup=2] [--json]
+        [--device=cuda --precision=fp32|tf32|bf16 [--channels_last]]
 
 A step (as experiments/speed.cc):
   resnet50 train  torchvision ResNet-50 (v1.5), 14 outputs, train mode, BCE-with-logits on 0/1
@@ -16,6 +17,15 @@ GFLOP/s counts what medtl's tensor/flops.h counts: 2 FLOPs per multiply-add of e
 and linear layer, once forward, and in training once more for the weight gradient and once more for
 the input gradient where the layer's input needs one (not the first convolution's). The sgemm peak
 is the best of six 2048^3 float32 matmuls with the same threads. Peak memory is VmHWM.
+
+On a GPU (--device=cuda; the lent GPU machines run it from tools/gpu/run.sh): every step ends with
+torch.cuda.synchronize(); fp32 turns TF32 off in cuBLAS and cuDNN (PyTorch lets cuDNN use it by
+default), tf32 turns it on, bf16 runs forward and loss under autocast(bfloat16) with float32 master
+weights; --channels_last converts model and input to NHWC. cudnn.benchmark is on (timed algorithm
+choice, PyTorch's fast setting). Peak memory is torch.cuda.max_memory_allocated (tensor bytes),
+and % of peak is against the GPU's dense bf16 peak (H100/H200: 989.4 TFLOP/s) or --peak_gflops.
+Without torchvision (a bare PyTorch install) ResNet-50 comes from fixtures/resnet50_torch.py, the
+same network.
 """
 import argparse
 import json
@@ -26,9 +36,9 @@ import sys
 import time
 
 import torch
-import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+from resnet50_torch import resnet50  # noqa: E402  (torchvision's when it is installed)
 
 
 def cpu_s():
@@ -79,7 +89,7 @@ def build(args):
     torch.manual_seed(0)
     x = torch.rand(args.batch, 3, args.size, args.size) * 2 - 1
     if args.model == "resnet50":
-        model = torchvision.models.resnet50(num_classes=14)
+        model = resnet50(num_classes=14)
         targets = (torch.rand(args.batch, 14) + 0.5).floor()
         loss_fn = torch.nn.functional.binary_cross_entropy_with_logits
     else:
@@ -103,26 +113,49 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--peak_gflops", type=float, default=None)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32", help="GPU only")
+    p.add_argument("--channels_last", action="store_true", help="GPU only: NHWC model and input")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    peak = args.peak_gflops or sgemm_peak_gflops()
+    gpu = args.device != "cpu"
+    if gpu:
+        torch.backends.cuda.matmul.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = args.precision == "tf32"
+        torch.backends.cudnn.benchmark = True
+        name = torch.cuda.get_device_name(torch.device(args.device))
+        peak = args.peak_gflops or (989.4e3 if ("H100" in name or "H200" in name) else 0.0)
+    else:
+        name = "cpu"
+        peak = args.peak_gflops or sgemm_peak_gflops()
     load_before = os.getloadavg()[0]
 
     model, x, targets, loss_fn = build(args)
+    model, x, targets = model.to(args.device), x.to(args.device), targets.to(args.device)
+    if args.channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     train = args.mode == "train"
     model.train(train)
     counter = FlopCounter(model, train)
     adam = torch.optim.Adam(model.parameters(), lr=1e-3) if train else None
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if gpu and args.precision == "bf16"
+                else torch.autocast("cpu", enabled=False))
 
     def step():
         if not train:
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 model(x)
-            return
-        loss_fn(model(x), targets).backward()
-        adam.step()
-        adam.zero_grad(set_to_none=True)
+        else:
+            with autocast:
+                loss = loss_fn(model(x), targets)
+            loss.backward()
+            adam.step()
+            adam.zero_grad(set_to_none=True)
+        if gpu:
+            torch.cuda.synchronize()
 
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
     for _ in range(args.warmup):
         step()
     times, flops = [], 0
@@ -136,21 +169,25 @@ def main():
     cpu_per_wall = (cpu_s() - cpu0) / (time.perf_counter() - wall0)
     med, best = statistics.median(times), min(times)
     gflops = flops / med / 1e9
+    peak_mib = torch.cuda.max_memory_allocated() / 1048576.0 if gpu else peak_rss_mib()
+    precision = (args.precision + (" channels_last" if args.channels_last else "")) if gpu else "fp32"
     r = {"framework": "pytorch", "version": torch.__version__, "model": args.model, "mode": args.mode,
-         "batch": args.batch, "size": args.size, "threads": args.threads, "device": "cpu",
+         "batch": args.batch, "size": args.size, "threads": args.threads, "device": args.device,
+         "device_name": name, "precision": precision,
          "img_per_s": args.batch / med, "best_img_per_s": args.batch / best, "ms_per_step": med * 1e3,
-         "gflop_per_step": flops / 1e9, "gflops": gflops, "sgemm_peak_gflops": peak,
-         "pct_of_peak": 100.0 * gflops / peak, "peak_rss_mib": peak_rss_mib(), "cpu_per_wall": cpu_per_wall,
-         "load_before": load_before, "load_after": os.getloadavg()[0]}
-    print("torch %s %s %s, batch %d, 3x%dx%d float32, %d threads, OMP_WAIT_POLICY=%s"
-          % (torch.__version__, args.model, args.mode, args.batch, args.size, args.size, args.threads,
-             os.environ.get("OMP_WAIT_POLICY", "(unset)")))
+         "gflop_per_step": flops / 1e9, "gflops": gflops, "peak_gflops": peak,
+         "pct_of_peak": 100.0 * gflops / peak if peak else 0.0, "peak_memory_mib": peak_mib,
+         "cpu_per_wall": cpu_per_wall, "load_before": load_before, "load_after": os.getloadavg()[0]}
+    print("torch %s %s %s on %s, batch %d, 3x%dx%d %s, %d threads, OMP_WAIT_POLICY=%s"
+          % (torch.__version__, args.model, args.mode, name, args.batch, args.size, args.size, precision,
+             args.threads, os.environ.get("OMP_WAIT_POLICY", "(unset)")))
     print("  %d steps after %d warm-up: median %.1f ms/step (%.2f img/s), best %.1f ms (%.2f img/s)"
           % (args.iters, args.warmup, med * 1e3, r["img_per_s"], best * 1e3, r["best_img_per_s"]))
-    print("  work %.1f GFLOP/step (%.2f GFLOP/image): %.1f GFLOP/s, %.0f%% of the sgemm peak %.1f GFLOP/s"
-          % (flops / 1e9, flops / 1e9 / args.batch, gflops, r["pct_of_peak"], peak))
-    print("  peak resident memory %.0f MiB; cpu/wall %.2f; load average %.2f before, %.2f after"
-          % (r["peak_rss_mib"], cpu_per_wall, load_before, r["load_after"]))
+    print("  work %.1f GFLOP/step (%.2f GFLOP/image): %.1f GFLOP/s, %.1f%% of the %s peak %.1f GFLOP/s"
+          % (flops / 1e9, flops / 1e9 / args.batch, gflops, r["pct_of_peak"], "dense bf16" if gpu else "sgemm",
+             peak))
+    print("  peak %s memory %.0f MiB; cpu/wall %.2f; load average %.2f before, %.2f after"
+          % ("GPU tensor" if gpu else "resident", peak_mib, cpu_per_wall, load_before, r["load_after"]))
     if args.json:
         print(json.dumps(r))
 

@@ -43,7 +43,7 @@ ours="$(bazel info bazel-bin 2>/dev/null)/experiments/speed"
 
 # The sgemm peak is a property of the machine: measure it once per framework, pass it on.
 peak_ours=$("$ours" --model=resnet50 --mode=infer --batch=1 --size=32 --iters=1 --warmup=0 --threads="$threads" --json |
-  tail -1 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["sgemm_peak_gflops"])')
+  tail -1 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["peak_gflops"])')
 echo "OMP_WAIT_POLICY=$OMP_WAIT_POLICY, $threads threads, $rounds rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "sgemm peak (oneDNN, 2048^3, $threads threads): $peak_ours GFLOP/s; logs in $LOG_DIR"
 for r in $(seq 1 "$rounds"); do
@@ -83,5 +83,5 @@ for c in configs:
     print("| %s %s, batch %s, %sx%s%s | %.2f | %.2f | **%.2f** (%s) | %.1f (%.0f%%) | %.1f (%.0f%%) | %.0f / %.0f |" % (
         model, mode, batch, size, size, chunk, med(ours, "img_per_s"), med(torch, "img_per_s"), statistics.median(ratios),
         " ".join("%.2f" % x for x in ratios), med(ours, "gflops"), med(ours, "pct_of_peak"), med(torch, "gflops"),
-        med(torch, "pct_of_peak"), med(ours, "peak_rss_mib"), med(torch, "peak_rss_mib")))
+        med(torch, "pct_of_peak"), med(ours, "peak_memory_mib"), med(torch, "peak_memory_mib")))
 PYEOF

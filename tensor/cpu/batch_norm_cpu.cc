@@ -26,6 +26,7 @@
 #include <cmath>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/batch_norm.h"
 #include "tensor/parallel.h"
@@ -156,6 +157,8 @@ const T* channel_values(const Tensor& t, Tensor& keep_alive) {
 BatchNormForward batch_norm_forward(const Tensor& x_in, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                                     const Tensor& running_var, bool training, double momentum, double eps) {
   const char* op = "batch_norm";
+  if (DeviceBackend* gpu = backend_for(op, {&x_in, &weight, &bias, &running_mean, &running_var}))
+    return gpu->batch_norm_forward(x_in, weight, bias, running_mean, running_var, training, momentum, eps);
   check_x(x_in, op);
   check_channel_tensor(weight, "weight", x_in, op);
   check_channel_tensor(bias, "bias", x_in, op);
@@ -247,6 +250,8 @@ BatchNormForward batch_norm_forward(const Tensor& x_in, const Tensor& weight, co
 BatchNormBackward batch_norm_backward(const Tensor& grad_y_in, const Tensor& x_in, const Tensor& weight,
                                       const Tensor& save_mean_in, const Tensor& save_invstd_in, bool training) {
   const char* op = "batch_norm_backward";
+  if (DeviceBackend* gpu = backend_for(op, {&grad_y_in, &x_in, &weight, &save_mean_in, &save_invstd_in}))
+    return gpu->batch_norm_backward(grad_y_in, x_in, weight, save_mean_in, save_invstd_in, training);
   check_x(x_in, op);
   MEDTL_CHECK(grad_y_in.defined() && grad_y_in.shape() == x_in.shape(), op, ": grad_y must have x's shape ",
               shape_str(x_in.shape()), ", got ", grad_y_in.defined() ? shape_str(grad_y_in.shape()) : "undefined");

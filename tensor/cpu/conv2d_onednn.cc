@@ -33,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/determinism.h"
 #include "tensor/flops.h"
 #include "tensor/ops/conv2d.h"
@@ -509,6 +510,7 @@ Conv2dLayout get_conv2d_onednn_layout() { return g_layout.load(); }
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& params) {
   const Shape y_shape = conv2d_check_forward("conv2d_forward", x, w, bias, params);
   add_counted_flops(conv2d_flops(y_shape, w.shape()));
+  if (DeviceBackend* gpu = backend_for("conv2d_forward", {&x, &w, &bias})) return gpu->conv2d_forward(x, w, bias, params);
   if (x.dtype() != DType::Float32 || any_empty(x.shape(), w.shape(), y_shape))
     return conv2d_forward_reference(x, w, bias, params);
   const Tensor xc = x.contiguous(), wc = w.contiguous(), bc = bias.defined() ? bias.contiguous() : Tensor();
@@ -527,6 +529,8 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
 Tensor conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Shape& x_shape, const Conv2dParams& params) {
   const Shape y_shape = conv2d_check_backward_input("conv2d_backward_input", grad_y, w, x_shape, params);
   add_counted_flops(conv2d_flops(y_shape, w.shape()));
+  if (DeviceBackend* gpu = backend_for("conv2d_backward_input", {&grad_y, &w}))
+    return gpu->conv2d_backward_input(grad_y, w, x_shape, params);
   if (grad_y.dtype() != DType::Float32 || any_empty(x_shape, w.shape(), y_shape))
     return conv2d_backward_input_reference(grad_y, w, x_shape, params);
   const Tensor gyc = grad_y.contiguous(), wc = w.contiguous();
@@ -545,6 +549,8 @@ Tensor conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Shape&
 Tensor conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Shape& w_shape, const Conv2dParams& params) {
   const Shape y_shape = conv2d_check_backward_weight("conv2d_backward_weight", grad_y, x, w_shape, params);
   add_counted_flops(conv2d_flops(y_shape, w_shape));
+  if (DeviceBackend* gpu = backend_for("conv2d_backward_weight", {&grad_y, &x}))
+    return gpu->conv2d_backward_weight(grad_y, x, w_shape, params);
   if (grad_y.dtype() != DType::Float32 || any_empty(x.shape(), w_shape, y_shape))
     return conv2d_backward_weight_reference(grad_y, x, w_shape, params);
   const Tensor gyc = grad_y.contiguous(), xc = x.contiguous();
@@ -563,6 +569,7 @@ Tensor conv2d_backward_bias(const Tensor& grad_y) {
   MEDTL_CHECK(grad_y.defined(), "conv2d_backward_bias: grad_y is undefined (default-constructed)");
   MEDTL_CHECK(grad_y.dim() == 4, "conv2d_backward_bias: grad_y must be 4-D (N, K, P, Q), got shape ",
               shape_str(grad_y.shape()));
+  if (DeviceBackend* gpu = backend_for("conv2d_backward_bias", {&grad_y})) return gpu->conv2d_backward_bias(grad_y);
   return sum(grad_y, {0, 2, 3});
 }
 

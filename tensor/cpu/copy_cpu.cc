@@ -1,7 +1,10 @@
-// CPU kernels for copy_ and fill_: strided, broadcasting, converting between dtypes.
+// ops::copy_ and ops::fill_: the CPU kernels (strided, broadcasting, converting between dtypes),
+// and where GPU tensors are handed on (tensor/backend.h, tensor/device_copy.h).
 #include <cstring>
 
+#include "tensor/backend.h"
 #include "tensor/cpu/strided_loop.h"
+#include "tensor/device_copy.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/copy.h"
 #include "tensor/ops/half.h"
@@ -40,8 +43,8 @@ BFloat16 from_double(double value, TypeTag<BFloat16>) { return BFloat16::from_fl
 
 void copy_(const Tensor& dst, const Tensor& src) {
   MEDTL_CHECK(dst.defined() && src.defined(), "copy_: undefined tensor");
-  MEDTL_CHECK(dst.device().is_cpu() && src.device().is_cpu(),
-              "copy_: the CPU kernel got a tensor on ", (dst.device().is_cpu() ? src : dst).device().str());
+  if (dst.device() != src.device()) return copy_across_devices(dst, src);
+  if (DeviceBackend* gpu = backend_for("copy_", {&dst, &src})) return gpu->copy_(dst, src);
   const Tensor source = src.expand(dst.shape());
   auto ops = cpu::make_operands<2>({&dst, &source});
   dispatch_any(dst.dtype(), [&](auto dst_tag) {
@@ -67,7 +70,8 @@ void copy_(const Tensor& dst, const Tensor& src) {
 }
 
 void fill_(const Tensor& dst, double value) {
-  MEDTL_CHECK(dst.device().is_cpu(), "fill_: the CPU kernel got a tensor on ", dst.device().str());
+  MEDTL_CHECK(dst.defined(), "fill_: undefined tensor");
+  if (DeviceBackend* gpu = backend_for("fill_", {&dst})) return gpu->fill_(dst, value);
   auto ops = cpu::make_operands<1>({&dst});
   dispatch_any(dst.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;

@@ -5,11 +5,14 @@
 // broadcast) and walked by the strided loop; when a run is contiguous (or a broadcast scalar)
 // a plain indexed loop over __restrict pointers lets the compiler vectorise it. Each element is
 // computed on its own, so results are bit-identical for any thread count.
+//
+// Each op first hands GPU operands to their backend (backend_for, tensor/backend.h).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
+#include "tensor/backend.h"
 #include "tensor/cpu/strided_loop.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/elementwise.h"
@@ -18,27 +21,6 @@ namespace medtl::ops {
 namespace {
 
 // ---------------------------------------------------------------- dtype sets and checks
-
-enum class Kinds { Float, Numeric, All };  // float32/64; + int64/int32/uint8; + bool
-
-template <Kinds K, typename F>
-decltype(auto) dispatch_kinds(DType dtype, const char* op, F&& body) {
-  if constexpr (K == Kinds::Float) {
-    return dispatch_float(dtype, op, body);
-  } else if constexpr (K == Kinds::All) {
-    return dispatch_arith(dtype, op, body);
-  } else {
-    switch (dtype) {
-      case DType::Int64: return body(TypeTag<int64_t>{});
-      case DType::Int32: return body(TypeTag<int32_t>{});
-      case DType::UInt8: return body(TypeTag<uint8_t>{});
-      default:
-        MEDTL_CHECK(dtype == DType::Float32 || dtype == DType::Float64, op, ": dtype ", dtype_name(dtype),
-                    " is not supported (float32, float64, int64, int32 and uint8 are); convert with .to(DType)");
-        return dispatch_float(dtype, op, body);
-    }
-  }
-}
 
 void check_cpu(const char* op, const Tensor& t, const char* name) {
   MEDTL_CHECK(t.defined(), op, ": ", name, " is an undefined tensor");
@@ -281,22 +263,56 @@ struct Sigmoid {
 Shape broadcast_shapes(const Shape& a, const Shape& b) { return broadcast_for("broadcast_shapes", a, b); }
 
 // ---- Binary. a: (...), b: (...) -> (broadcast shape) ----
-Tensor add(const Tensor& a, const Tensor& b) { return binary_op<Kinds::Numeric>("add", a, b, functor<Add>()); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary_op<Kinds::Numeric>("sub", a, b, functor<Sub>()); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary_op<Kinds::Numeric>("mul", a, b, functor<Mul>()); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary_op<Kinds::Float>("div", a, b, functor<Div>()); }
-Tensor pow(const Tensor& a, const Tensor& b) { return binary_op<Kinds::Float>("pow", a, b, functor<Pow>()); }
-Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op<Kinds::Numeric>("maximum", a, b, functor<Max>()); }
-Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op<Kinds::Numeric>("minimum", a, b, functor<Min>()); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("add", {&a, &b})) return gpu->binary(BinaryOp::Add, a, b);
+  return binary_op<Kinds::Numeric>("add", a, b, functor<Add>());
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("sub", {&a, &b})) return gpu->binary(BinaryOp::Sub, a, b);
+  return binary_op<Kinds::Numeric>("sub", a, b, functor<Sub>());
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("mul", {&a, &b})) return gpu->binary(BinaryOp::Mul, a, b);
+  return binary_op<Kinds::Numeric>("mul", a, b, functor<Mul>());
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("div", {&a, &b})) return gpu->binary(BinaryOp::Div, a, b);
+  return binary_op<Kinds::Float>("div", a, b, functor<Div>());
+}
+Tensor pow(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("pow", {&a, &b})) return gpu->binary(BinaryOp::Pow, a, b);
+  return binary_op<Kinds::Float>("pow", a, b, functor<Pow>());
+}
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("maximum", {&a, &b})) return gpu->binary(BinaryOp::Maximum, a, b);
+  return binary_op<Kinds::Numeric>("maximum", a, b, functor<Max>());
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("minimum", {&a, &b})) return gpu->binary(BinaryOp::Minimum, a, b);
+  return binary_op<Kinds::Numeric>("minimum", a, b, functor<Min>());
+}
 
 // ---- Scalar right-hand side. a: (...) -> (same shape) ----
-Tensor add(const Tensor& a, double b) { return binary_scalar<Add, Kinds::Numeric>("add", a, b); }
-Tensor sub(const Tensor& a, double b) { return binary_scalar<Sub, Kinds::Numeric>("sub", a, b); }
-Tensor mul(const Tensor& a, double b) { return binary_scalar<Mul, Kinds::Numeric>("mul", a, b); }
-Tensor div(const Tensor& a, double b) { return binary_scalar<Div, Kinds::Float>("div", a, b); }
+Tensor add(const Tensor& a, double b) {
+  if (DeviceBackend* gpu = backend_for("add", {&a})) return gpu->binary_scalar(BinaryOp::Add, a, b);
+  return binary_scalar<Add, Kinds::Numeric>("add", a, b);
+}
+Tensor sub(const Tensor& a, double b) {
+  if (DeviceBackend* gpu = backend_for("sub", {&a})) return gpu->binary_scalar(BinaryOp::Sub, a, b);
+  return binary_scalar<Sub, Kinds::Numeric>("sub", a, b);
+}
+Tensor mul(const Tensor& a, double b) {
+  if (DeviceBackend* gpu = backend_for("mul", {&a})) return gpu->binary_scalar(BinaryOp::Mul, a, b);
+  return binary_scalar<Mul, Kinds::Numeric>("mul", a, b);
+}
+Tensor div(const Tensor& a, double b) {
+  if (DeviceBackend* gpu = backend_for("div", {&a})) return gpu->binary_scalar(BinaryOp::Div, a, b);
+  return binary_scalar<Div, Kinds::Float>("div", a, b);
+}
 
 // Exponents 2 and 0.5 take cheaper exact forms (sqrt differs from pow only at -0 and -inf).
 Tensor pow(const Tensor& a, double exponent) {
+  if (DeviceBackend* gpu = backend_for("pow", {&a})) return gpu->binary_scalar(BinaryOp::Pow, a, exponent);
   if (exponent == 2.0) return unary_op<Kinds::Float>("pow", a, functor<Square>());
   if (exponent == 0.5) return unary_op<Kinds::Float>("pow", a, functor<Sqrt>());
   return unary_op<Kinds::Float>("pow", a, [exponent](auto tag) {
@@ -306,41 +322,90 @@ Tensor pow(const Tensor& a, double exponent) {
 }
 
 // ---- Comparisons -> Bool. ----
-Tensor eq(const Tensor& a, const Tensor& b) { return binary_op<Kinds::All>("eq", a, b, functor<Eq>()); }
-Tensor ne(const Tensor& a, const Tensor& b) { return binary_op<Kinds::All>("ne", a, b, functor<Ne>()); }
-Tensor lt(const Tensor& a, const Tensor& b) { return binary_op<Kinds::All>("lt", a, b, functor<Lt>()); }
-Tensor le(const Tensor& a, const Tensor& b) { return binary_op<Kinds::All>("le", a, b, functor<Le>()); }
-Tensor gt(const Tensor& a, const Tensor& b) { return binary_op<Kinds::All>("gt", a, b, functor<Gt>()); }
-Tensor ge(const Tensor& a, const Tensor& b) { return binary_op<Kinds::All>("ge", a, b, functor<Ge>()); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("eq", {&a, &b})) return gpu->compare(CompareOp::Eq, a, b);
+  return binary_op<Kinds::All>("eq", a, b, functor<Eq>());
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("ne", {&a, &b})) return gpu->compare(CompareOp::Ne, a, b);
+  return binary_op<Kinds::All>("ne", a, b, functor<Ne>());
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("lt", {&a, &b})) return gpu->compare(CompareOp::Lt, a, b);
+  return binary_op<Kinds::All>("lt", a, b, functor<Lt>());
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("le", {&a, &b})) return gpu->compare(CompareOp::Le, a, b);
+  return binary_op<Kinds::All>("le", a, b, functor<Le>());
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("gt", {&a, &b})) return gpu->compare(CompareOp::Gt, a, b);
+  return binary_op<Kinds::All>("gt", a, b, functor<Gt>());
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("ge", {&a, &b})) return gpu->compare(CompareOp::Ge, a, b);
+  return binary_op<Kinds::All>("ge", a, b, functor<Ge>());
+}
 
 // Scalar comparisons are made in double, so gt(int_tensor, 0.5) means x > 0.5, not x > 0.
 Tensor gt(const Tensor& a, double b) {
+  if (DeviceBackend* gpu = backend_for("gt", {&a})) return gpu->compare_scalar(CompareOp::Gt, a, b);
   return unary_op<Kinds::Numeric>("gt", a, [b](auto tag) {
     return [b](typename decltype(tag)::type x) { return Gt{}(static_cast<double>(x), b); };
   });
 }
 Tensor lt(const Tensor& a, double b) {
+  if (DeviceBackend* gpu = backend_for("lt", {&a})) return gpu->compare_scalar(CompareOp::Lt, a, b);
   return unary_op<Kinds::Numeric>("lt", a, [b](auto tag) {
     return [b](typename decltype(tag)::type x) { return Lt{}(static_cast<double>(x), b); };
   });
 }
 
 // ---- Unary. x: (...) -> (same shape) ----
-Tensor neg(const Tensor& x) { return unary_op<Kinds::Numeric>("neg", x, functor<Neg>()); }
-Tensor exp(const Tensor& x) { return unary_op<Kinds::Float>("exp", x, functor<Exp>()); }
-Tensor log(const Tensor& x) { return unary_op<Kinds::Float>("log", x, functor<Log>()); }
-Tensor sqrt(const Tensor& x) { return unary_op<Kinds::Float>("sqrt", x, functor<Sqrt>()); }
-Tensor abs(const Tensor& x) { return unary_op<Kinds::Numeric>("abs", x, functor<Abs>()); }
-Tensor sign(const Tensor& x) { return unary_op<Kinds::Numeric>("sign", x, functor<Sign>()); }
-Tensor relu(const Tensor& x) { return unary_op<Kinds::Numeric>("relu", x, functor<Relu>()); }
+Tensor neg(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("neg", {&x})) return gpu->unary(UnaryOp::Neg, x, 0.0, 0.0);
+  return unary_op<Kinds::Numeric>("neg", x, functor<Neg>());
+}
+Tensor exp(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("exp", {&x})) return gpu->unary(UnaryOp::Exp, x, 0.0, 0.0);
+  return unary_op<Kinds::Float>("exp", x, functor<Exp>());
+}
+Tensor log(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("log", {&x})) return gpu->unary(UnaryOp::Log, x, 0.0, 0.0);
+  return unary_op<Kinds::Float>("log", x, functor<Log>());
+}
+Tensor sqrt(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("sqrt", {&x})) return gpu->unary(UnaryOp::Sqrt, x, 0.0, 0.0);
+  return unary_op<Kinds::Float>("sqrt", x, functor<Sqrt>());
+}
+Tensor abs(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("abs", {&x})) return gpu->unary(UnaryOp::Abs, x, 0.0, 0.0);
+  return unary_op<Kinds::Numeric>("abs", x, functor<Abs>());
+}
+Tensor sign(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("sign", {&x})) return gpu->unary(UnaryOp::Sign, x, 0.0, 0.0);
+  return unary_op<Kinds::Numeric>("sign", x, functor<Sign>());
+}
+Tensor relu(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("relu", {&x})) return gpu->unary(UnaryOp::Relu, x, 0.0, 0.0);
+  return unary_op<Kinds::Numeric>("relu", x, functor<Relu>());
+}
 Tensor relu_backward(const Tensor& grad, const Tensor& out) {
+  if (DeviceBackend* gpu = backend_for("relu_backward", {&grad, &out})) return gpu->relu_backward(grad, out);
   return binary_op<Kinds::Float>("relu_backward", grad, out, functor<ReluBackward>());
 }
-Tensor sigmoid(const Tensor& x) { return unary_op<Kinds::Float>("sigmoid", x, functor<Sigmoid>()); }
-Tensor tanh(const Tensor& x) { return unary_op<Kinds::Float>("tanh", x, functor<Tanh>()); }
+Tensor sigmoid(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("sigmoid", {&x})) return gpu->unary(UnaryOp::Sigmoid, x, 0.0, 0.0);
+  return unary_op<Kinds::Float>("sigmoid", x, functor<Sigmoid>());
+}
+Tensor tanh(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("tanh", {&x})) return gpu->unary(UnaryOp::Tanh, x, 0.0, 0.0);
+  return unary_op<Kinds::Float>("tanh", x, functor<Tanh>());
+}
 
 Tensor clamp(const Tensor& x, double low, double high) {
   MEDTL_CHECK(!(low > high), "clamp: low ", low, " is greater than high ", high);
+  if (DeviceBackend* gpu = backend_for("clamp", {&x})) return gpu->unary(UnaryOp::Clamp, x, low, high);
   return unary_op<Kinds::Numeric>("clamp", x, [low, high](auto tag) {
     using T = typename decltype(tag)::type;
     // Bounds are clipped to T's range first, so clamp(uint8, -1, 300) is well defined.
@@ -355,6 +420,7 @@ Tensor clamp(const Tensor& x, double low, double high) {
 
 // cond: (...), a: (...), b: (...) -> (broadcast of all three), dtype of a and b.
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  if (DeviceBackend* gpu = backend_for("where", {&cond, &a, &b})) return gpu->where(cond, a, b);
   check_cpu("where", cond, "cond");
   check_cpu("where", a, "a");
   check_cpu("where", b, "b");
@@ -391,10 +457,59 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// ---- By op code. ----
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+  switch (op) {
+    case BinaryOp::Add: return add(a, b);
+    case BinaryOp::Sub: return sub(a, b);
+    case BinaryOp::Mul: return mul(a, b);
+    case BinaryOp::Div: return div(a, b);
+    case BinaryOp::Pow: return pow(a, b);
+    case BinaryOp::Maximum: return maximum(a, b);
+    case BinaryOp::Minimum: return minimum(a, b);
+  }
+  MEDTL_CHECK(false, "binary: unknown op code ", static_cast<int>(op));
+  return Tensor();
+}
+
+Tensor compare(CompareOp op, const Tensor& a, const Tensor& b) {
+  switch (op) {
+    case CompareOp::Eq: return eq(a, b);
+    case CompareOp::Ne: return ne(a, b);
+    case CompareOp::Lt: return lt(a, b);
+    case CompareOp::Le: return le(a, b);
+    case CompareOp::Gt: return gt(a, b);
+    case CompareOp::Ge: return ge(a, b);
+  }
+  MEDTL_CHECK(false, "compare: unknown op code ", static_cast<int>(op));
+  return Tensor();
+}
+
+Tensor unary(UnaryOp op, const Tensor& x, double low, double high) {
+  switch (op) {
+    case UnaryOp::Neg: return neg(x);
+    case UnaryOp::Exp: return exp(x);
+    case UnaryOp::Log: return log(x);
+    case UnaryOp::Sqrt: return sqrt(x);
+    case UnaryOp::Abs: return abs(x);
+    case UnaryOp::Sign: return sign(x);
+    case UnaryOp::Relu: return relu(x);
+    case UnaryOp::Sigmoid: return sigmoid(x);
+    case UnaryOp::Tanh: return tanh(x);
+    case UnaryOp::Clamp: return clamp(x, low, high);
+  }
+  MEDTL_CHECK(false, "unary: unknown op code ", static_cast<int>(op));
+  return Tensor();
+}
+
 // ---- In place. dst: (...), src broadcasts to dst's shape. ----
-void add_(const Tensor& dst, const Tensor& src) { binary_in_place<Kinds::Numeric>("add_", dst, src, functor<Add>()); }
+void add_(const Tensor& dst, const Tensor& src) {
+  if (DeviceBackend* gpu = backend_for("add_", {&dst, &src})) return gpu->add_scaled_(dst, src, 1.0);
+  binary_in_place<Kinds::Numeric>("add_", dst, src, functor<Add>());
+}
 
 void add_scaled_(const Tensor& dst, const Tensor& src, double alpha) {
+  if (DeviceBackend* gpu = backend_for("add_scaled_", {&dst, &src})) return gpu->add_scaled_(dst, src, alpha);
   binary_in_place<Kinds::Float>("add_scaled_", dst, src, [alpha](auto tag) {
     using T = typename decltype(tag)::type;
     return [a = static_cast<T>(alpha)](T d, T s) { return d + a * s; };
@@ -402,6 +517,7 @@ void add_scaled_(const Tensor& dst, const Tensor& src, double alpha) {
 }
 
 void mul_(const Tensor& dst, double factor) {
+  if (DeviceBackend* gpu = backend_for("mul_", {&dst})) return gpu->mul_(dst, factor);
   check_cpu("mul_", dst, "dst");
   check_writable("mul_", dst);
   dispatch_kinds<Kinds::Numeric>(dst.dtype(), "mul_", [&](auto tag) {

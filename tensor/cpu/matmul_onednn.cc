@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/determinism.h"
 #include "tensor/flops.h"
 #include "tensor/dispatch.h"
@@ -227,8 +228,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
               " and b ", shape_str(b.shape()), "; use mul for scalars");
   MEDTL_CHECK(a.dtype() == b.dtype(), "matmul: dtypes differ: a ", shape_str(a.shape()), " is ", dtype_name(a.dtype()),
               ", b ", shape_str(b.shape()), " is ", dtype_name(b.dtype()), "; convert one with .to(DType)");
-  MEDTL_CHECK(a.device().is_cpu() && b.device().is_cpu(), "matmul: CPU kernel got a on ", a.device().str(),
-              " and b on ", b.device().str());
 
   Tensor a2 = a.dim() == 1 ? a.unsqueeze(0) : a;   // (1, K)
   Tensor b2 = b.dim() == 1 ? b.unsqueeze(1) : b;   // (K, 1)
@@ -241,8 +240,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Shape out_shape = batch;
   out_shape.push_back(m);
   out_shape.push_back(n);
-  Tensor out = empty(out_shape, a.dtype());
   add_counted_flops(matmul_flops(shape_numel(batch), m, n, k));
+  if (DeviceBackend* gpu = backend_for("matmul", {&a, &b})) return gpu->matmul(a, b);
+  Tensor out = empty(out_shape, a.dtype());
 
   if (out.numel() > 0) {
     dispatch_float(a.dtype(), "matmul", [&](auto tag) {

@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/pooling.h"
 #include "tensor/parallel.h"
@@ -255,7 +256,7 @@ int64_t max_unpool_plane(const T* __restrict g, const int64_t* __restrict indice
 MaxPool2dForward max_pool2d_forward(const Tensor& x_in, const MaxPool2dParams& params) {
   const char* op = "max_pool2d";
   MEDTL_CHECK(x_in.defined(), op, ": x is undefined (default-constructed)");
-  MEDTL_CHECK(x_in.device().is_cpu(), op, ": the CPU kernel got x on ", x_in.device().str());
+  if (DeviceBackend* gpu = backend_for(op, {&x_in})) return gpu->max_pool2d_forward(x_in, params);
   MEDTL_CHECK(x_in.dim() == 4, op, ": x must be (N, C, H, W), got shape ", shape_str(x_in.shape()));
   dispatch_float(x_in.dtype(), op, [](auto) {});
   check_params(params, op);
@@ -294,8 +295,8 @@ Tensor max_pool2d_backward(const Tensor& grad_y_in, const Tensor& indices_in, co
                            const MaxPool2dParams& params) {
   const char* op = "max_pool2d_backward";
   MEDTL_CHECK(grad_y_in.defined() && indices_in.defined(), op, ": grad_y and indices are required");
-  MEDTL_CHECK(grad_y_in.device().is_cpu() && indices_in.device().is_cpu(), op,
-              ": the CPU kernel got grad_y on ", grad_y_in.device().str(), " and indices on ", indices_in.device().str());
+  if (DeviceBackend* gpu = backend_for(op, {&grad_y_in, &indices_in}))
+    return gpu->max_pool2d_backward(grad_y_in, indices_in, x_shape, params);
   MEDTL_CHECK(x_shape.size() == 4, op, ": x_shape must be (N, C, H, W), got ", shape_str(x_shape));
   dispatch_float(grad_y_in.dtype(), op, [](auto) {});
   MEDTL_CHECK(indices_in.dtype() == DType::Int64, op, ": indices must be int64, got ", dtype_name(indices_in.dtype()));

@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/reduce.h"
 #include "tensor/parallel.h"
@@ -35,18 +36,17 @@ constexpr int64_t kGrain = 32768;  // elements of work that make a thread worth 
 template <typename T> struct Accum { using type = T; };
 template <> struct Accum<int64_t> { using type = uint64_t; };
 
-// float32, float64 and int64: what sum and max accept (mean and var take float32/float64 only).
-template <typename F>
-void dispatch_sum_types(DType dtype, const char* op, F&& body) {
-  if (dtype == DType::Int64) return body(TypeTag<int64_t>{});
-  MEDTL_CHECK(dtype == DType::Float32 || dtype == DType::Float64, op, ": dtype ", dtype_name(dtype),
-              " is not supported (float32, float64 and int64 are); convert with .to(DType)");
-  dispatch_float(dtype, op, body);
-}
-
 void check_input(const Tensor& x, const char* op) {
   MEDTL_CHECK(x.defined(), op, ": the tensor is undefined (default-constructed)");
   MEDTL_CHECK(x.device().is_cpu(), op, ": the CPU kernel got a tensor on ", x.device().str());
+}
+
+// The mask's dims as a sorted list: what DeviceBackend's reductions take.
+std::vector<int64_t> mask_dims(const std::vector<bool>& mask) {
+  std::vector<int64_t> dims;
+  for (size_t d = 0; d < mask.size(); ++d)
+    if (mask[d]) dims.push_back(static_cast<int64_t>(d));
+  return dims;
 }
 
 // Which dims to reduce, as a mask over x's dims: dims empty = all. Throws on a bad or repeated
@@ -148,8 +148,11 @@ void chunked_sum(const T* x, int64_t M, int64_t R, const TermFor& term_for, cons
 // sum (divisor 0) or mean (divisor R) over prepared runs.
 Tensor sum_or_mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, bool is_mean) {
   const char* op = is_mean ? "mean" : "sum";
-  check_input(x, op);
+  MEDTL_CHECK(x.defined(), op, ": the tensor is undefined (default-constructed)");
   const auto mask = reduce_mask(x, dims, op);
+  if (DeviceBackend* gpu = backend_for(op, {&x}))
+    return is_mean ? gpu->mean(x, mask_dims(mask), keepdim) : gpu->sum(x, mask_dims(mask), keepdim);
+  check_input(x, op);
   if (is_mean) dispatch_float(x.dtype(), op, [](auto) {});  // throws unless float32/float64, before any copy
   const Runs runs = arrange(x, mask, keepdim);
   Tensor out = empty(runs.out_shape, x.dtype());
@@ -240,8 +243,10 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 // Two passes over each run, both through chunked_sum: the mean, then the sum of squared
 // deviations from it, divided by max(0, N - correction).
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {
-  check_input(x, "var");
+  MEDTL_CHECK(x.defined(), "var: the tensor is undefined (default-constructed)");
   const auto mask = reduce_mask(x, dims, "var");
+  if (DeviceBackend* gpu = backend_for("var", {&x})) return gpu->var(x, mask_dims(mask), correction, keepdim);
+  check_input(x, "var");
   dispatch_float(x.dtype(), "var", [](auto) {});
   const Runs runs = arrange(x, mask, keepdim);
   Tensor out = empty(runs.out_shape, x.dtype());
@@ -269,16 +274,20 @@ Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction
 }
 
 MaxResult max(const Tensor& x, int64_t dim, bool keepdim) {
+  if (DeviceBackend* gpu = backend_for("max", {&x})) return gpu->max(x, wrap_dim(dim, std::max<int64_t>(x.dim(), 1), "max"), keepdim);
   check_input(x, "max");
   return max_over(x, reduce_mask(x, {dim}, "max"), keepdim, /*with_indices=*/true, "max");
 }
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  if (DeviceBackend* gpu = backend_for("argmax", {&x}))
+    return gpu->max(x, wrap_dim(dim, std::max<int64_t>(x.dim(), 1), "argmax"), keepdim).indices;
   check_input(x, "argmax");
   return max_over(x, reduce_mask(x, {dim}, "argmax"), keepdim, /*with_indices=*/true, "argmax").indices;
 }
 
 Tensor max(const Tensor& x) {
+  if (DeviceBackend* gpu = backend_for("max", {&x})) return gpu->max_all(x);
   check_input(x, "max");
   return max_over(x, std::vector<bool>(x.dim(), true), /*keepdim=*/false, /*with_indices=*/false, "max").values;
 }
@@ -286,7 +295,7 @@ Tensor max(const Tensor& x) {
 // shape is aligned with x's trailing dims; reduced: x's leading extra dims, and every dim where
 // shape has 1 and x does not. Returns x itself when there is nothing to reduce.
 Tensor sum_to(const Tensor& x, const Shape& shape) {
-  check_input(x, "sum_to");
+  MEDTL_CHECK(x.defined(), "sum_to: the tensor is undefined (default-constructed)");  // any device: sum dispatches
   const int64_t ndim = x.dim(), lead = ndim - static_cast<int64_t>(shape.size());
   MEDTL_CHECK(lead >= 0, "sum_to: shape ", shape_str(shape), " has more dims than x's shape ", shape_str(x.shape()),
               ", so it does not broadcast to it");

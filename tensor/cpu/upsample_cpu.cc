@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops/upsample.h"
 #include "tensor/parallel.h"
@@ -27,6 +28,7 @@ void check_nchw(const char* op, const char* name, const Tensor& t) {
 }  // namespace
 
 Tensor upsample_nearest2x(const Tensor& x_in) {
+  if (DeviceBackend* gpu = backend_for("upsample_nearest2x", {&x_in})) return gpu->upsample_nearest2x(x_in);
   check_nchw("upsample_nearest2x", "x", x_in);
   const Tensor x = x_in.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -54,6 +56,8 @@ Tensor upsample_nearest2x(const Tensor& x_in) {
 }
 
 Tensor upsample_nearest2x_backward(const Tensor& grad_y_in) {
+  if (DeviceBackend* gpu = backend_for("upsample_nearest2x_backward", {&grad_y_in}))
+    return gpu->upsample_nearest2x_backward(grad_y_in);
   check_nchw("upsample_nearest2x_backward", "grad_y", grad_y_in);
   MEDTL_CHECK(grad_y_in.size(2) % 2 == 0 && grad_y_in.size(3) % 2 == 0,
               "upsample_nearest2x_backward: grad_y must have even H and W (it is the gradient of a x2 upsample), "

@@ -133,7 +133,7 @@ const float* channel(const char* op, const char* name, const Tensor& t, const Te
   detail::check_float_gpu(op, name, t);
   detail::check_same_device(op, x, t);
   MEDTL_CHECK(t.shape() == Shape({C}), op, ": ", name, " must be (C,) = (", C, ",), got ", shape_str(t.shape()));
-  return t.data<float>();
+  return t.device_data<float>();
 }
 
 unsigned grid(int64_t C) { return static_cast<unsigned>(std::max<int64_t>(1, std::min(C, kMaxGrid))); }
@@ -164,12 +164,12 @@ ops::BatchNormForward batch_norm_forward(const Tensor& x, const Tensor& weight, 
   detail::DeviceGuard guard(x.device().index);
   if (x.numel() == 0) {
     // As the CPU (and PyTorch): zero saved statistics, running statistics left alone.
-    MEDTL_CUDA_CHECK(cudaMemsetAsync(r.save_mean.raw_data(), 0, static_cast<size_t>(C) * sizeof(float), detail::stream()));
-    MEDTL_CUDA_CHECK(cudaMemsetAsync(r.save_invstd.raw_data(), 0, static_cast<size_t>(C) * sizeof(float), detail::stream()));
+    MEDTL_CUDA_CHECK(cudaMemsetAsync(r.save_mean.device_raw_data(), 0, static_cast<size_t>(C) * sizeof(float), detail::stream()));
+    MEDTL_CUDA_CHECK(cudaMemsetAsync(r.save_invstd.device_raw_data(), 0, static_cast<size_t>(C) * sizeof(float), detail::stream()));
     return r;
   }
-  bn_forward_kernel<<<grid(C), kBlock, 0, detail::stream()>>>(x.data<float>(), r.y.data<float>(), w, b, rm, rv,
-                                                              r.save_mean.data<float>(), r.save_invstd.data<float>(),
+  bn_forward_kernel<<<grid(C), kBlock, 0, detail::stream()>>>(x.device_data<float>(), r.y.device_data<float>(), w, b, rm, rv,
+                                                              r.save_mean.device_data<float>(), r.save_invstd.device_data<float>(),
                                                               N, C, S, training, momentum, eps);
   MEDTL_CUDA_CHECK(cudaGetLastError());
   return r;
@@ -197,9 +197,9 @@ ops::BatchNormBackward batch_norm_backward(const Tensor& grad_y, const Tensor& x
   if (C == 0) return r;
   detail::DeviceGuard guard(x.device().index);
   // An empty batch still runs: every block writes zero sums and no grad_x elements.
-  bn_backward_kernel<<<grid(C), kBlock, 0, detail::stream()>>>(grad_y.data<float>(), x.data<float>(), w, mean, invstd,
-                                                               r.grad_x.data<float>(), r.grad_weight.data<float>(),
-                                                               r.grad_bias.data<float>(), N, C, S, training);
+  bn_backward_kernel<<<grid(C), kBlock, 0, detail::stream()>>>(grad_y.device_data<float>(), x.device_data<float>(), w, mean, invstd,
+                                                               r.grad_x.device_data<float>(), r.grad_weight.device_data<float>(),
+                                                               r.grad_bias.device_data<float>(), N, C, S, training);
   MEDTL_CUDA_CHECK(cudaGetLastError());
   return r;
 }

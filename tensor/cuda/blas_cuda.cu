@@ -88,9 +88,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   out_shape.back() = n;
   Tensor out = empty(out_shape, DType::Float32, a.device());
   const int dev = a.device().index;
-  const float* pa = a.data<float>();
-  const float* pb = b.data<float>();
-  float* pc = out.data<float>();
+  const float* pa = a.device_data<float>();
+  const float* pb = b.device_data<float>();
+  float* pc = out.device_data<float>();
   if (out.numel() == 0) return out;
   if (k == 0) {
     // An empty sum: zeros, without relying on how cuBLAS treats beta = 0 with k = 0.

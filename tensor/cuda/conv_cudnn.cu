@@ -221,15 +221,15 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
   cudnnHandle_t h = handle_for(dev);
   const float one = 1.0f, zero = 0.0f;
   if (x.numel() == 0) {  // N == 0 was handled above; C == 0 is an empty sum
-    MEDTL_CUDA_CHECK(cudaMemsetAsync(y.raw_data(), 0, static_cast<size_t>(y.numel()) * sizeof(float), detail::stream()));
+    MEDTL_CUDA_CHECK(cudaMemsetAsync(y.device_raw_data(), 0, static_cast<size_t>(y.numel()) * sizeof(float), detail::stream()));
   } else {
     Descriptors d(x.shape(), w.shape(), ys, params);
     const Choice c = choose(Kind::Forward, dev, x.shape(), w.shape(), ys, params, d);
     MEDTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, c.math));
     Workspace ws(c.workspace, dev);
-    MEDTL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x, x.data<float>(), d.w, w.data<float>(), d.conv,
+    MEDTL_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x, x.device_data<float>(), d.w, w.device_data<float>(), d.conv,
                                               static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws.get(), c.workspace,
-                                              &zero, d.y, y.data<float>()));
+                                              &zero, d.y, y.device_data<float>()));
   }
   if (bias.defined()) {
     // y += bias, broadcast over N, P, Q: one add per element, no reduction.
@@ -241,7 +241,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
     if (status == CUDNN_STATUS_SUCCESS)
       status = cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(ys[0], "N"),
                                           to_int(ys[1], "K"), to_int(ys[2], "P"), to_int(ys[3], "Q"));
-    if (status == CUDNN_STATUS_SUCCESS) status = cudnnAddTensor(h, &one, bd, bias.data<float>(), &one, yd, y.data<float>());
+    if (status == CUDNN_STATUS_SUCCESS) status = cudnnAddTensor(h, &one, bd, bias.device_data<float>(), &one, yd, y.device_data<float>());
     cudnnDestroyTensorDescriptor(yd);
     cudnnDestroyTensorDescriptor(bd);
     MEDTL_CUDNN_CHECK(status);
@@ -262,7 +262,7 @@ Tensor conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Shape&
   if (gx.numel() == 0) return gx;
   detail::DeviceGuard guard(dev);
   if (grad_y.numel() == 0) {  // K == 0: nothing flows back
-    MEDTL_CUDA_CHECK(cudaMemsetAsync(gx.raw_data(), 0, static_cast<size_t>(gx.numel()) * sizeof(float), detail::stream()));
+    MEDTL_CUDA_CHECK(cudaMemsetAsync(gx.device_raw_data(), 0, static_cast<size_t>(gx.numel()) * sizeof(float), detail::stream()));
     return gx;
   }
   Descriptors d(x_shape, w.shape(), ys, params);
@@ -270,10 +270,10 @@ Tensor conv2d_backward_input(const Tensor& grad_y, const Tensor& w, const Shape&
   MEDTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, c.math));
   Workspace ws(c.workspace, dev);
   const float one = 1.0f, zero = 0.0f;
-  MEDTL_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_for(dev), &one, d.w, w.data<float>(), d.y,
-                                                 grad_y.data<float>(), d.conv,
+  MEDTL_CUDNN_CHECK(cudnnConvolutionBackwardData(handle_for(dev), &one, d.w, w.device_data<float>(), d.y,
+                                                 grad_y.device_data<float>(), d.conv,
                                                  static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws.get(),
-                                                 c.workspace, &zero, d.x, gx.data<float>()));
+                                                 c.workspace, &zero, d.x, gx.device_data<float>()));
   return gx;
 }
 
@@ -290,7 +290,7 @@ Tensor conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Shape
   if (gw.numel() == 0) return gw;
   detail::DeviceGuard guard(dev);
   if (grad_y.numel() == 0 || x.numel() == 0) {  // N == 0 (or empty output): an empty sum
-    MEDTL_CUDA_CHECK(cudaMemsetAsync(gw.raw_data(), 0, static_cast<size_t>(gw.numel()) * sizeof(float), detail::stream()));
+    MEDTL_CUDA_CHECK(cudaMemsetAsync(gw.device_raw_data(), 0, static_cast<size_t>(gw.numel()) * sizeof(float), detail::stream()));
     return gw;
   }
   Descriptors d(x.shape(), w_shape, ys, params);
@@ -298,10 +298,10 @@ Tensor conv2d_backward_weight(const Tensor& grad_y, const Tensor& x, const Shape
   MEDTL_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, c.math));
   Workspace ws(c.workspace, dev);
   const float one = 1.0f, zero = 0.0f;
-  MEDTL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_for(dev), &one, d.x, x.data<float>(), d.y,
-                                                   grad_y.data<float>(), d.conv,
+  MEDTL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle_for(dev), &one, d.x, x.device_data<float>(), d.y,
+                                                   grad_y.device_data<float>(), d.conv,
                                                    static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws.get(),
-                                                   c.workspace, &zero, d.w, gw.data<float>()));
+                                                   c.workspace, &zero, d.w, gw.device_data<float>()));
   return gw;
 }
 

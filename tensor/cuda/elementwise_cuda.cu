@@ -17,10 +17,6 @@ struct MulOp {
 struct ReluOp {
   __device__ float operator()(float x) const { return x > 0.0f ? x : (x != x ? x : 0.0f); }
 };
-// A NaN output fails `> 0` and gives 0 (as the CPU).
-struct ReluBackwardOp {
-  __device__ float operator()(float grad, float out) const { return out > 0.0f ? grad : 0.0f; }
-};
 
 // The _rn intrinsics above are never fused into an FMA by nvcc, so a later edit that combines
 // ops in one functor cannot silently change the bits against the CPU (which has no FMA here).
@@ -46,7 +42,7 @@ Tensor unary(const char* name, const Tensor& x, Op op) {
   const int64_t n = x.numel();
   if (n == 0) return out;
   detail::DeviceGuard guard(x.device().index);
-  unary_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(x.data<float>(), out.data<float>(), n, op);
+  unary_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(x.device_data<float>(), out.device_data<float>(), n, op);
   MEDTL_CUDA_CHECK(cudaGetLastError());
   return out;
 }
@@ -63,8 +59,8 @@ Tensor binary(const char* name, const Tensor& a, const Tensor& b, Op op) {
   const int64_t n = a.numel();
   if (n == 0) return out;
   detail::DeviceGuard guard(a.device().index);
-  binary_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(a.data<float>(), b.data<float>(),
-                                                                               out.data<float>(), n, op);
+  binary_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(a.device_data<float>(), b.device_data<float>(),
+                                                                               out.device_data<float>(), n, op);
   MEDTL_CUDA_CHECK(cudaGetLastError());
   return out;
 }
@@ -74,8 +70,7 @@ Tensor binary(const char* name, const Tensor& a, const Tensor& b, Op op) {
 Tensor add(const Tensor& a, const Tensor& b) { return binary("cuda::add", a, b, AddOp{}); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary("cuda::mul", a, b, MulOp{}); }
 Tensor relu(const Tensor& x) { return unary("cuda::relu", x, ReluOp{}); }
-Tensor relu_backward(const Tensor& grad, const Tensor& out) {
-  return binary("cuda::relu_backward", grad, out, ReluBackwardOp{});
-}
+// relu_backward is defined by the generic engine (elementwise_ops_cuda.cu): it broadcasts and
+// takes float64 too.
 
 }  // namespace medtl::cuda

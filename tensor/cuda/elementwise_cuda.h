@@ -13,7 +13,9 @@ Tensor add(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
 // x: (...) -> (...). relu(NaN) = NaN and relu(-0) = +0, as on the CPU.
 Tensor relu(const Tensor& x);
-// grad, out: (...) -> grad where out > 0, else 0 (also where out is NaN), as on the CPU.
+// grad, out: (...) -> grad where out > 0, else 0 (also where out is NaN), as on the CPU. Defined
+// by the generic engine (strided_cuda.h, which declares it too): any strides, broadcasting, float32
+// and float64.
 Tensor relu_backward(const Tensor& grad, const Tensor& out);
 
 }  // namespace medtl::cuda

@@ -166,8 +166,8 @@ Tensor copy_to_device_async(const Tensor& cpu, PinnedBuffer& staging, int device
   if (nbytes == 0) return out;
   detail::DeviceGuard guard(device_index);
   staging.wait_until_free();
-  std::memcpy(staging.data(), src.raw_data(), static_cast<size_t>(nbytes));
-  MEDTL_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), staging.data(), static_cast<size_t>(nbytes),
+  std::memcpy(staging.data(), src.device_raw_data(), static_cast<size_t>(nbytes));
+  MEDTL_CUDA_CHECK(cudaMemcpyAsync(out.device_raw_data(), staging.data(), static_cast<size_t>(nbytes),
                                    cudaMemcpyHostToDevice, detail::stream()));
   staging.record_use(current_stream());
   return out;

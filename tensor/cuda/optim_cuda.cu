@@ -86,7 +86,7 @@ void sgd_step_(const Tensor& param, const Tensor& grad, const Tensor& momentum_b
   if (n == 0) return;
   detail::DeviceGuard guard(param.device().index);
   sgd_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(
-      param.data<float>(), grad.data<float>(), use_momentum ? momentum_buffer.data<float>() : nullptr, n, c.lr,
+      param.device_data<float>(), grad.device_data<float>(), use_momentum ? momentum_buffer.device_data<float>() : nullptr, n, c.lr,
       c.weight_decay, c.momentum, 1.0 - c.dampening, use_momentum, first && use_momentum, c.nesterov);
   MEDTL_CUDA_CHECK(cudaGetLastError());
 }
@@ -127,8 +127,8 @@ void adam_step_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, 
   if (n == 0) return;
   detail::DeviceGuard guard(param.device().index);
   adam_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(
-      param.data<float>(), grad.data<float>(), exp_avg.data<float>(), exp_avg_sq.data<float>(),
-      c.amsgrad ? max_exp_avg_sq.data<float>() : nullptr, n, s);
+      param.device_data<float>(), grad.device_data<float>(), exp_avg.device_data<float>(), exp_avg_sq.device_data<float>(),
+      c.amsgrad ? max_exp_avg_sq.device_data<float>() : nullptr, n, s);
   MEDTL_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -94,7 +94,7 @@ ops::MaxPool2dForward max_pool2d_forward(const Tensor& x, const ops::MaxPool2dPa
   if (n == 0) return r;
   detail::DeviceGuard guard(x.device().index);
   max_pool_forward_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(
-      x.data<float>(), r.y.data<float>(), r.indices.data<int64_t>(), g);
+      x.device_data<float>(), r.y.device_data<float>(), r.indices.device_data<int64_t>(), g);
   MEDTL_CUDA_CHECK(cudaGetLastError());
   return r;
 }
@@ -117,7 +117,7 @@ Tensor max_pool2d_backward(const Tensor& grad_y, const Tensor& indices, const Sh
   if (n == 0) return gx;
   detail::DeviceGuard guard(grad_y.device().index);
   max_pool_backward_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(
-      grad_y.data<float>(), indices.data<int64_t>(), gx.data<float>(), g);
+      grad_y.device_data<float>(), indices.device_data<int64_t>(), gx.device_data<float>(), g);
   MEDTL_CUDA_CHECK(cudaGetLastError());
   return gx;
 }

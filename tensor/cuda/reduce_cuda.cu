@@ -61,14 +61,14 @@ Tensor sum(const Tensor& x) {
   // partials. The chunk size is a constant, so the grouping depends on n only.
   constexpr int64_t kChunk = int64_t{1} << 16;
   if (n <= kChunk) {
-    launch<float, float>(x.data<float>(), out.data<float>(), 1, n, n, std::max<int64_t>(n, 1), 0, 0);
+    launch<float, float>(x.device_data<float>(), out.device_data<float>(), 1, n, n, std::max<int64_t>(n, 1), 0, 0);
     return out;
   }
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   Tensor partials = empty({chunks}, DType::Float64, x.device());
-  launch<float, double>(x.data<float>(), partials.data<double>(), chunks, kChunk, n - (chunks - 1) * kChunk, kChunk,
+  launch<float, double>(x.device_data<float>(), partials.device_data<double>(), chunks, kChunk, n - (chunks - 1) * kChunk, kChunk,
                         0, kChunk);
-  launch<double, float>(partials.data<double>(), out.data<float>(), 1, chunks, chunks, chunks, 0, 0);
+  launch<double, float>(partials.device_data<double>(), out.device_data<float>(), 1, chunks, chunks, chunks, 0, 0);
   return out;  // `partials` goes back to this stream's free list: stream order keeps it valid
 }
 
@@ -80,7 +80,7 @@ Tensor sum_rows(const Tensor& x) {
   Tensor out = empty({rows}, DType::Float32, x.device());
   if (rows == 0) return out;
   detail::DeviceGuard guard(x.device().index);
-  launch<float, float>(x.data<float>(), out.data<float>(), rows, len, len, std::max<int64_t>(len, 1), 0, len);
+  launch<float, float>(x.device_data<float>(), out.device_data<float>(), rows, len, len, std::max<int64_t>(len, 1), 0, len);
   return out;
 }
 
@@ -92,7 +92,7 @@ Tensor sum_channels(const Tensor& x) {
   Tensor out = empty({c}, DType::Float32, x.device());
   if (c == 0) return out;
   detail::DeviceGuard guard(x.device().index);
-  launch<float, float>(x.data<float>(), out.data<float>(), c, n * m, n * m, std::max<int64_t>(m, 1), c * m, m);
+  launch<float, float>(x.device_data<float>(), out.device_data<float>(), c, n * m, n * m, std::max<int64_t>(m, 1), c * m, m);
   return out;
 }
 

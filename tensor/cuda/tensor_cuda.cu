@@ -27,7 +27,7 @@ Tensor copy_to_device(const Tensor& cpu, int device_index) {
     detail::DeviceGuard guard(device_index);
     // From pageable memory cudaMemcpyAsync returns once the driver has staged the bytes, so `src`
     // (which may be a temporary) can go away when this returns.
-    MEDTL_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), src.raw_data(), nbytes, cudaMemcpyHostToDevice, detail::stream()));
+    MEDTL_CUDA_CHECK(cudaMemcpyAsync(out.device_raw_data(), src.device_raw_data(), nbytes, cudaMemcpyHostToDevice, detail::stream()));
   }
   return out;
 }
@@ -41,7 +41,7 @@ Tensor copy_to_host(const Tensor& gpu) {
   const size_t nbytes = static_cast<size_t>(gpu.numel() * dtype_size(gpu.dtype()));
   if (nbytes > 0) {
     detail::DeviceGuard guard(gpu.device().index);
-    MEDTL_CUDA_CHECK(cudaMemcpyAsync(out.raw_data(), gpu.raw_data(), nbytes, cudaMemcpyDeviceToHost, detail::stream()));
+    MEDTL_CUDA_CHECK(cudaMemcpyAsync(out.device_raw_data(), gpu.device_raw_data(), nbytes, cudaMemcpyDeviceToHost, detail::stream()));
     MEDTL_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
   }
   return out;

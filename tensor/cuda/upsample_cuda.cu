@@ -44,7 +44,7 @@ Tensor upsample_nearest2x(const Tensor& x) {
   if (n == 0) return y;
   detail::DeviceGuard guard(x.device().index);
   upsample2x_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(
-      x.data<float>(), y.data<float>(), x.size(0) * x.size(1), x.size(2), x.size(3));
+      x.device_data<float>(), y.device_data<float>(), x.size(0) * x.size(1), x.size(2), x.size(3));
   MEDTL_CUDA_CHECK(cudaGetLastError());
   return y;
 }
@@ -61,7 +61,7 @@ Tensor upsample_nearest2x_backward(const Tensor& grad_y) {
   if (n == 0) return gx;
   detail::DeviceGuard guard(grad_y.device().index);
   upsample2x_backward_kernel<<<detail::grid_for(n), detail::kThreads, 0, detail::stream()>>>(
-      grad_y.data<float>(), gx.data<float>(), grad_y.size(0) * grad_y.size(1), H, W);
+      grad_y.device_data<float>(), gx.device_data<float>(), grad_y.size(0) * grad_y.size(1), H, W);
   MEDTL_CUDA_CHECK(cudaGetLastError());
   return gx;
 }

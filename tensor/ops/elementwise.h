@@ -12,6 +12,7 @@
 // NaN: maximum/minimum propagate NaN from either side; relu(NaN), clamp(NaN) and sign(NaN) are NaN.
 #pragma once
 
+#include "tensor/backend.h"
 #include "tensor/tensor.h"
 
 namespace medtl::ops {
@@ -65,6 +66,12 @@ Tensor relu_backward(const Tensor& grad, const Tensor& out);
 
 // cond ? a : b, all three broadcasting together. cond: Bool (or any dtype: nonzero = true).
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
+// ---- By op code (the enums of tensor/backend.h), for code that holds an op as data: device
+// backends and the tests that compare them with these. Each is the named op above. ----
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+Tensor compare(CompareOp op, const Tensor& a, const Tensor& b);
+Tensor unary(UnaryOp op, const Tensor& x, double low = 0.0, double high = 0.0);  // bounds: Clamp only
 
 // ---- In place, for optimizers and accumulators (dst keeps its shape; src broadcasts to it). ----
 // dst may be any strided view (writes go through to its storage) but not an expanded one (a

@@ -126,8 +126,8 @@ TEST(CudaSmoke, CublasSgemmMatchesCpuLoop) {
   // Plain float32 arithmetic (no TF32), so the CPU loop is a tight reference.
   MEDTL_CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_PEDANTIC_MATH));
   const float alpha = 1.0f, beta = 0.0f;
-  MEDTL_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &alpha, db.data<float>(), n,
-                                 da.data<float>(), k, &beta, dc.data<float>(), n));
+  MEDTL_CUBLAS_CHECK(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &alpha, db.device_data<float>(), n,
+                                 da.device_data<float>(), k, &beta, dc.device_data<float>(), n));
   cuda::synchronize();
   MEDTL_CUBLAS_CHECK(cublasDestroy(handle));
 

@@ -16,6 +16,7 @@
 #include "tensor/cuda/reduce_cuda.h"
 #include "tensor/cuda/tensor_cuda.h"
 #include "tensor/ops/elementwise.h"
+#include "tensor/ops/matmul.h"
 #include "tensor/ops/reduce.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -101,6 +102,16 @@ TEST(KernelsCuda, SumRowsAndChannelsMatchCpu) {
     EXPECT_TRUE(bit_identical(cpu(cuda::sum_channels(gpu(x))), got)) << "run to run, " << shape_str(shape);
   }
   EXPECT_ERROR_CONTAINS(cuda::sum_channels(gpu(ones({2, 3}))), "expected x: (N, C, H, W)");
+}
+
+// ops::matmul on GPU tensors (the backend's batched_matmul) with an empty inner or row dim: zeros
+// or an empty result (a reshape to -1 there used to throw for these).
+TEST(KernelsCuda, MatmulWithEmptyDimsThroughDispatch) {
+  SKIP_WITHOUT_GPU();
+  const Tensor a = ones({2, 3, 0}), b = ones({0, 4});
+  EXPECT_TRUE(bit_identical(cpu(ops::matmul(gpu(a), gpu(b))), zeros({2, 3, 4})));
+  const Tensor c = ones({2, 0, 3}), d = ones({2, 3, 4});
+  EXPECT_EQ(cpu(ops::matmul(gpu(c), gpu(d))).shape(), (Shape{2, 0, 4}));
 }
 
 // Leaves exactly g in p's .grad: d/dp sum(p * g) = g.

@@ -68,8 +68,8 @@ TEST(MatmulCuda, GemmTransposesAndBeta) {
       ops::gemm(ta, tb, m, n, k, 0.5f, a.data<float>(), a.size(1), b.data<float>(), b.size(1), 2.0f,
                 want.data<float>(), n);
       const Tensor da = gpu(a), db = gpu(b), dc = gpu(c0);
-      cuda::gemm(ta, tb, m, n, k, 0.5f, da.data<float>(), a.size(1), db.data<float>(), b.size(1), 2.0f,
-                 dc.data<float>(), n);
+      cuda::gemm(ta, tb, m, n, k, 0.5f, da.device_data<float>(), a.size(1), db.device_data<float>(), b.size(1), 2.0f,
+                 dc.device_data<float>(), n);
       EXPECT_TRUE(close_to(cpu(dc), want, 1e-5)) << "trans_a " << ta << ", trans_b " << tb;
     }
   }

@@ -35,7 +35,7 @@ TEST(MemoryCuda, TensorsReuseCachedBlocks) {
   void* first = nullptr;
   {
     const Tensor t = empty({1000, 1000}, DType::Float32, Device::cuda(0));
-    first = t.raw_data();
+    first = t.device_raw_data();
     EXPECT_GE(cuda::memory_stats(0).in_use_bytes, before.in_use_bytes + 4000000);
   }
   // Freed into the default stream's free list, then handed out again for the same size class.
@@ -43,7 +43,7 @@ TEST(MemoryCuda, TensorsReuseCachedBlocks) {
   EXPECT_EQ(freed.in_use_bytes, before.in_use_bytes);
   EXPECT_GE(freed.cached_bytes, 4000000);
   const Tensor again = empty({999, 1001}, DType::Float32, Device::cuda(0));  // same class as 1000 x 1000
-  EXPECT_EQ(again.raw_data(), first);
+  EXPECT_EQ(again.device_raw_data(), first);
   EXPECT_EQ(cuda::memory_stats(0).cache_hits, freed.cache_hits + 1);
 }
 
@@ -55,16 +55,16 @@ TEST(MemoryCuda, StreamsDoNotShareFreedBlocks) {
   {
     cuda::StreamScope scope(side.handle());
     EXPECT_EQ(cuda::current_stream(), side.handle());
-    on_side = empty({1 << 18}, DType::Float32, Device::cuda(0)).raw_data();  // freed at once, on `side`
+    on_side = empty({1 << 18}, DType::Float32, Device::cuda(0)).device_raw_data();  // freed at once, on `side`
   }
   EXPECT_EQ(cuda::current_stream(), nullptr);
   // The default stream must not receive the block `side` freed; `side` gets it back.
   const Tensor on_default = empty({1 << 18}, DType::Float32, Device::cuda(0));
-  EXPECT_NE(on_default.raw_data(), on_side);
+  EXPECT_NE(on_default.device_raw_data(), on_side);
   {
     cuda::StreamScope scope(side.handle());
     const Tensor back = empty({1 << 18}, DType::Float32, Device::cuda(0));
-    EXPECT_EQ(back.raw_data(), on_side);
+    EXPECT_EQ(back.device_raw_data(), on_side);
     side.synchronize();
   }
 }

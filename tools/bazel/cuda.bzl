@@ -60,7 +60,9 @@ def _nvcc_archive_impl(ctx):
         )
         objects.append(obj)
 
-    archive = ctx.actions.declare_file("lib%s.a" % ctx.label.name)
+    # ".lo" is Bazel's name for an always-linked archive (--whole-archive): static initialisers
+    # in it (the CUDA backend's registration) are kept even though nothing refers to them.
+    archive = ctx.actions.declare_file(("lib%s.lo" if ctx.attr.alwayslink else "lib%s.a") % ctx.label.name)
     ctx.actions.run(
         executable = ctx.attr.nvcc,
         arguments = ["--lib", "-o", archive.path] + [o.path for o in objects],
@@ -80,6 +82,7 @@ _nvcc_archive = rule(
         "deps": attr.label_list(providers = [CcInfo]),
         "copts": attr.string_list(),
         "nvcc": attr.string(mandatory = True),
+        "alwayslink": attr.bool(default = False),
     },
     doc = "Compiles .cu files with nvcc (-fPIC host objects, sm_90 code and compute_90 PTX) into one static archive.",
 )
@@ -88,7 +91,8 @@ _nvcc_archive = rule(
 
 _CUDA = "//tools/bazel:cuda_enabled"
 
-def cuda_library(name, srcs = [], hdrs = [], cuda_hdrs = [], deps = [], nvcc_copts = [], visibility = None, **kwargs):
+def cuda_library(name, srcs = [], hdrs = [], cuda_hdrs = [], deps = [], nvcc_copts = [], alwayslink = False,
+                 visibility = None, **kwargs):
     """A cc_library whose .cu sources are compiled by nvcc under --config=cuda.
 
     Args:
@@ -98,6 +102,7 @@ def cuda_library(name, srcs = [], hdrs = [], cuda_hdrs = [], deps = [], nvcc_cop
       cuda_hdrs: headers that include CUDA's own; exported only under --config=cuda.
       deps: cc_library targets the .cu files and the headers need.
       nvcc_copts: extra nvcc flags for the .cu files.
+      alwayslink: link every object of the archive, so that static initialisers survive.
       visibility: as for cc_library.
       **kwargs: passed on to cc_library.
     """
@@ -108,6 +113,7 @@ def cuda_library(name, srcs = [], hdrs = [], cuda_hdrs = [], deps = [], nvcc_cop
         deps = deps + ["@local_cuda//:cuda_headers"],
         copts = nvcc_copts,
         nvcc = NVCC,
+        alwayslink = alwayslink,
         # Built only as a dependency of the cc_library under --config=cuda, never by //... .
         tags = ["manual"],
         visibility = ["//visibility:private"],

@@ -12,9 +12,14 @@
 #   PACK_LIMIT_BYTES=60000000     the bundle must stay under this (the device tool carries 64 MiB)
 #
 # PACK_DIR/bin/     the test binaries, debug sections stripped
+# PACK_DIR/tools/   //experiments:speed (the speed benchmark, run with --device=cuda) and its
+#                   PyTorch twin tools/bench_pytorch.py with the fixtures it imports
 # PACK_DIR/lib/     every shared library they load that the GPU machine may lack (libgomp, oneDNN,
 #                   ...), found with ldd
 # PACK_DIR/run.sh   tools/gpu/run.sh; PACK_DIR/MANIFEST.txt: commit, date, targets, libraries
+# bin/, tools/ and lib/ are packed into PACK_DIR/payload.tar.xz, which run.sh unpacks: every binary
+# holds the whole CUDA backend (its kernels for sm_90 plus PTX, linked whole so that the backend
+# registers itself), about 9 MB each, and xz shares those bytes across binaries (140 MB -> ~21 MB).
 #
 # Not copied: glibc, libstdc++, libgcc_s (the GPU machine's own are as new or newer) and the CUDA
 # and driver libraries (libcuda, cudart, cuBLAS, cuDNN: hundreds of MB); run.sh finds those on the
@@ -49,18 +54,19 @@ if [ "${#targets[@]}" -eq 0 ]; then
   exit 1
 fi
 
-echo "pack: building ${targets[*]} with ${build_opts[*]}"
-"${bazel_cmd[@]}" build "${build_opts[@]}" "${targets[@]}"
+tool_targets=(//experiments:speed)
+echo "pack: building ${targets[*]} ${tool_targets[*]} with ${build_opts[*]}"
+"${bazel_cmd[@]}" build "${build_opts[@]}" "${targets[@]}" "${tool_targets[@]}"
 bin_dir=$("${bazel_cmd[@]}" info --config=cuda bazel-bin 2>/dev/null)
 
 rm -rf "$bundle"
-mkdir -p "$bundle/bin" "$bundle/lib"
+mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/tools/fixtures"
 
 # Left to the GPU machine: the C/C++ runtime, and everything CUDA or driver.
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libutil\.so|libresolv\.so|libstdc\+\+\.so|libgcc_s\.so|libcuda\.so|libcudart\.so|libcublas\.so|libcublasLt\.so|libcudnn|libnvidia|libnvrtc|libnvJitLink|libnccl)'
 
 declare -A copied=()
-for target in "${targets[@]}"; do
+for target in "${targets[@]}" "${tool_targets[@]}"; do
   rel=${target#//}
   rel=${rel/://}  # //tests/cuda:conv_cudnn_test -> tests/cuda/conv_cudnn_test
   bin="$bin_dir/$rel"
@@ -69,9 +75,11 @@ for target in "${targets[@]}"; do
     exit 1
   fi
   name=$(basename "$bin")
-  cp "$bin" "$bundle/bin/$name"
-  chmod u+w "$bundle/bin/$name"
-  strip --strip-debug "$bundle/bin/$name" 2>/dev/null || true
+  dest=bin
+  [[ " ${tool_targets[*]} " == *" $target "* ]] && dest=tools
+  cp "$bin" "$bundle/$dest/$name"
+  chmod u+w "$bundle/$dest/$name"
+  strip --strip-debug "$bundle/$dest/$name" 2>/dev/null || true
   # ldd from the binary's own place, so that its $ORIGIN runpath finds Bazel's _solib libraries.
   while read -r lib arrow path _; do
     [ "$arrow" = "=>" ] || continue
@@ -93,14 +101,20 @@ done
   echo "bundle made $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)"
   echo "commit $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "nvcc $("$nvcc" --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
-  echo "targets: ${targets[*]}"
+  echo "targets: ${targets[*]} ${tool_targets[*]}"
   echo "libraries bundled:"
   for lib in "${!copied[@]}"; do echo "  $lib <- ${copied[$lib]}"; done | sort
 } >"$bundle/MANIFEST.txt"
 cp tools/gpu/run.sh "$bundle/run.sh"
+cp tools/bench_pytorch.py "$bundle/tools/"
+cp tools/fixtures/unet_reference.py tools/fixtures/resnet50_torch.py "$bundle/tools/fixtures/"
 
+raw_bytes=$(du -sb "$bundle" | cut -f1)
+n_bins=$(ls "$bundle/bin" | wc -l)
+tar -C "$bundle" -cf - bin lib tools | xz -T2 -6 >"$bundle/payload.tar.xz"
+rm -rf "$bundle/bin" "$bundle/lib" "$bundle/tools"
 bytes=$(du -sb "$bundle" | cut -f1)
-echo "pack: $(ls "$bundle/bin" | wc -l) binaries, ${#copied[@]} libraries, $bytes bytes in $bundle/"
+echo "pack: $n_bins test binaries + tools/speed, ${#copied[@]} libraries: $raw_bytes bytes, $bytes packed in $bundle/"
 if [ "$bytes" -ge "$limit" ]; then
   echo "pack: FAILED: the bundle is $bytes bytes, over the limit of $limit (PACK_LIMIT_BYTES)" >&2
   exit 1

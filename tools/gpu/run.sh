@@ -9,8 +9,16 @@
 #   libraries     every binary finds every shared library it needs                  CPU side
 #   <test binary> runs it (gtest XML and log to $OUT); on a machine without a GPU the binaries still
 #                 start and their GPU tests skip, saying why                         CPU + GPU
-#   memcheck      compute-sanitizer --tool memcheck over kernels_cuda_test          GPU only
-#   racecheck     compute-sanitizer --tool racecheck over the shared-memory kernels  GPU only
+#   memcheck ...  compute-sanitizer --tool memcheck over one ResNet-50 training step
+#                 (model_cuda_test), the kernel tests and the generic strided kernels GPU only
+#   racecheck ... compute-sanitizer --tool racecheck over the training step and the
+#                 shared-memory kernels (fixed-tree sums)                            GPU only
+#   speed ...     tools/speed --device=cuda (fp32 deterministic, and --fast: TF32) beside
+#                 tools/bench_pytorch.py (fp32, TF32, bf16 channels_last) on ResNet-50 training
+#                 (batch 128, 224x224) and U-Net training (batch 32, 224x224); a table of img/s,
+#                 ratios, % of the bf16 peak and peak memory follows the summary      GPU only
+# The bit-reproducibility check is model_cuda_test's TrainingIsBitReproducibleInDeterministicMode
+# (two fresh 3-step trainings, losses and weights compared bit for bit).
 # A test binary's row is `failed` if any of its tests failed, `skipped` if all skipped, else `passed`
 # (its detail says how many skipped and why). On a machine whose nvidia-smi sees a GPU, a skipped
 # test counts as a failure. The last line counts test cases (each binary's, from its XML) plus
@@ -24,6 +32,16 @@ set -uo pipefail
 start=$SECONDS
 budget=${RUN_BUDGET_S:-470}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# pack.sh ships bin/, lib/ and tools/ as payload.tar.xz: unpack it beside this script once (with
+# Python's tarfile where there is no xz).
+if [ "$#" -eq 0 ] && [ -f "$here/payload.tar.xz" ] && [ ! -d "$here/bin" ]; then
+  echo "== unpacking $here/payload.tar.xz"
+  if command -v xz >/dev/null 2>&1; then
+    tar -C "$here" -xJf "$here/payload.tar.xz"
+  else
+    python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/payload.tar.xz" "$here"
+  fi
+fi
 if [ "$#" -gt 0 ]; then
   bundle="$1"
 elif [ -d "$here/bin" ]; then
@@ -84,7 +102,7 @@ echo "== LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 
 t0=$SECONDS
 missing_all=""
-for bin in "$bundle"/bin/*; do
+for bin in "$bundle"/bin/* "$bundle"/tools/speed; do
   [ -x "$bin" ] || continue
   missing=$(ldd "$bin" 2>&1 | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
   [ -n "$missing" ] && missing_all="$missing_all$(basename "$bin"): $missing; "
@@ -149,35 +167,91 @@ for c in compute-sanitizer ${CUDA_HOME:+"$CUDA_HOME/bin/compute-sanitizer"} /usr
          /usr/local/cuda-13*/bin/compute-sanitizer; do
   if command -v "$c" >/dev/null 2>&1; then sanitizer=$(command -v "$c"); break; fi
 done
-target="$bundle/bin/kernels_cuda_test"
-# tool, gtest filter: memcheck over every kernel test; racecheck (slow) over the kernels that share
-# memory between threads (the fixed-tree sums).
-for spec in "memcheck|*" "racecheck|KernelsCuda.Sum*"; do
-  tool=${spec%%|*}
-  filter=${spec#*|}
+# row|tool|binary|gtest filter|seconds at most
+run_sanitizer() {
+  local row tool binary filter cap target t0 rc
+  IFS='|' read -r row tool binary filter cap <<<"$1"
+  target="$bundle/bin/$binary"
   t0=$SECONDS
   if [ -n "$gpu_reason" ]; then
-    add_row "$tool" skipped 0 "needs a GPU: $gpu_reason"
+    add_row "$row" skipped 0 "needs a GPU: $gpu_reason"
   elif [ -z "$sanitizer" ]; then
-    add_row "$tool" failed 0 "compute-sanitizer not found (CUDA toolkit's bin/)"
+    add_row "$row" failed 0 "compute-sanitizer not found (CUDA toolkit's bin/)"
   elif [ ! -x "$target" ]; then
-    add_row "$tool" failed 0 "no $target in the bundle"
+    add_row "$row" failed 0 "no $target in the bundle"
   elif [ "$(left)" -lt 20 ]; then
-    add_row "$tool" failed 0 "no time left of the ${budget}s budget"
+    add_row "$row" failed 0 "no time left of the ${budget}s budget"
   else
-    echo "== compute-sanitizer --tool $tool kernels_cuda_test --gtest_filter=$filter"
-    timeout "$(limit 180)" "$sanitizer" --tool "$tool" --error-exitcode 99 "$target" --gtest_filter="$filter" \
-      >"$out/$tool.log" 2>&1
+    echo "== compute-sanitizer --tool $tool $binary --gtest_filter=$filter"
+    timeout "$(limit "$cap")" "$sanitizer" --tool "$tool" --error-exitcode 99 "$target" --gtest_filter="$filter" \
+      >"$out/$row.log" 2>&1
     rc=$?
-    tail -n 25 "$out/$tool.log"
+    tail -n 25 "$out/$row.log"
     case $rc in
-      0) add_row "$tool" passed $((SECONDS - t0)) "no errors reported" ;;
-      124) add_row "$tool" failed $((SECONDS - t0)) "timed out; see $out/$tool.log" ;;
-      99) add_row "$tool" failed $((SECONDS - t0)) "errors reported; see $out/$tool.log" ;;
-      *) add_row "$tool" failed $((SECONDS - t0)) "the tests failed under the tool (exit $rc); see $out/$tool.log" ;;
+      0) add_row "$row" passed $((SECONDS - t0)) "no errors reported ($binary $filter)" ;;
+      124) add_row "$row" failed $((SECONDS - t0)) "timed out after ${cap}s; see $out/$row.log" ;;
+      99) add_row "$row" failed $((SECONDS - t0)) "errors reported; see $out/$row.log" ;;
+      *) add_row "$row" failed $((SECONDS - t0)) "the tests failed under the tool (exit $rc); see $out/$row.log" ;;
     esac
   fi
+}
+step_filter="ModelCuda.OneTrainingStepForTheSanitizers"
+run_sanitizer "memcheck-train-step|memcheck|model_cuda_test|$step_filter|150"
+
+# ---------------------------------------------------------------- speed beside PyTorch (GPU only)
+speed_bin="$bundle/tools/speed"
+torch_bench="$bundle/tools/bench_pytorch.py"
+speed_rows=()  # "config|mode|framework|json line or empty"
+# config: model:batch:size
+for config in resnet50:128:224 unet:32:224; do
+  IFS=: read -r model batch size <<<"$config"
+  row="speed-$model-b$batch"
+  t0=$SECONDS
+  if [ -n "$gpu_reason" ]; then
+    add_row "$row" skipped 0 "needs a GPU: $gpu_reason"
+    continue
+  fi
+  if [ ! -x "$speed_bin" ]; then
+    add_row "$row" failed 0 "no $speed_bin in the bundle"
+    continue
+  fi
+  common="--model=$model --mode=train --batch=$batch --size=$size --iters=5 --warmup=2 --json"
+  failed=""
+  for mode in "medtl fp32|$speed_bin $common --device=cuda" \
+              "medtl tf32 (--fast)|$speed_bin $common --device=cuda --fast" \
+              "torch fp32|python3 $torch_bench $common --device=cuda --precision=fp32" \
+              "torch tf32|python3 $torch_bench $common --device=cuda --precision=tf32" \
+              "torch bf16 channels_last|python3 $torch_bench $common --device=cuda --precision=bf16 --channels_last"; do
+    name=${mode%%|*}
+    cmd=${mode#*|}
+    if [ "$(left)" -lt 30 ]; then
+      speed_rows+=("$config|$name|")
+      failed="$failed $name: no time left;"
+      continue
+    fi
+    log="$out/$row-${name// /_}.log"
+    echo "== $row $name: $cmd"
+    timeout "$(limit 90)" $cmd >"$log" 2>&1
+    rc=$?
+    tail -n 6 "$log"
+    json=$(grep '^{' "$log" | tail -n 1)
+    speed_rows+=("$config|$name|$json")
+    if [ "$rc" -ne 0 ] || [ -z "$json" ]; then
+      case $name in medtl*) failed="$failed $name: exit $rc (see $log);" ;; esac
+    fi
+  done
+  if [ -n "$failed" ]; then
+    add_row "$row" failed $((SECONDS - t0)) "$failed"
+  else
+    add_row "$row" passed $((SECONDS - t0)) "figures in the speed table below"
+  fi
 done
+
+run_sanitizer "racecheck-train-step|racecheck|model_cuda_test|$step_filter|120"
+run_sanitizer "memcheck-kernels|memcheck|kernels_cuda_test|*|90"
+run_sanitizer "memcheck-strided|memcheck|strided_cuda_test|-StridedCuda.SumStrategies*|90"
+run_sanitizer "racecheck-sums|racecheck|kernels_cuda_test|KernelsCuda.Sum*|90"
+run_sanitizer "racecheck-reductions|racecheck|strided_cuda_test|StridedCuda.Sum*:StridedCuda.Max*-StridedCuda.SumStrategies*|90"
 
 # ---------------------------------------------------------------- summary
 n_p=0 n_f=0 n_s=0
@@ -197,5 +271,28 @@ for row in "${rows[@]}"; do
   fi
 done
 echo "(counts: test cases of the binaries, plus one per other check)"
+if [ "${#speed_rows[@]}" -gt 0 ]; then
+  echo
+  echo "== speed (training img/s, median of 5 steps after 2 warm-up; ratio = medtl / PyTorch in the same precision)"
+  printf '%s\n' "${speed_rows[@]}" | python3 -c '
+import json, sys
+rows = {}
+for line in sys.stdin.read().splitlines():
+    config, name, js = line.split("|", 2)
+    rows.setdefault(config, {})[name] = json.loads(js) if js.strip() else None
+print("| config | run | img/s | ratio to PyTorch | GFLOP/s | % of bf16 peak | peak GPU MiB |")
+print("|---|---|---|---|---|---|---|")
+twin = {"medtl fp32": "torch fp32", "medtl tf32 (--fast)": "torch tf32"}
+for config, runs in rows.items():
+    for name, r in runs.items():
+        if r is None:
+            print("| %s | %s | failed | | | | |" % (config, name))
+            continue
+        t = runs.get(twin.get(name, ""))
+        ratio = "%.2f" % (r["img_per_s"] / t["img_per_s"]) if t else ""
+        print("| %s | %s | %.1f | %s | %.0f | %.1f | %.0f |" % (config, name, r["img_per_s"], ratio, r["gflops"],
+              r["pct_of_peak"], r["peak_memory_mib"]))
+' || echo "(speed table: could not parse the runs; see $out/speed-*.log)"
+fi
 echo "$n_p passed, $n_f failed, $n_s skipped"
 [ "$any_failed" -eq 0 ]
