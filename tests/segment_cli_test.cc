@@ -88,6 +88,9 @@ TEST_F(SegmentCli, BadInputsAreClearErrors) {
   expect_error(w, "no INPUT given");
   expect_error(w + "--colour=red " + image, "unknown flag --colour");
   expect_error(w + "--size=100 " + image, "multiple of 32");
+  expect_error(w + "--device=tpu " + image, "use cpu, cuda or cuda:N");
+  // No GPU here: the default build has no CUDA backend, a --config=cuda build finds no GPU.
+  expect_error(w + "--device=cuda " + image, "--device=cuda:0: ");
   expect_error(w + temp_path("missing.png"), "does not exist");
   expect_error("--weights=" + temp_path("missing.h5") + " " + image, "missing.h5");
   nn::Sequential nothing;
