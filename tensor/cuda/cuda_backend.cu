@@ -81,9 +81,16 @@ class CudaBackend final : public DeviceBackend {
   // A download waits for it, so the bytes are there on return; an upload from pageable memory
   // returns once the driver has staged the source.
   void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, int64_t nbytes) override {
+    const bool between_gpus = src_device.is_cuda() && dst_device.is_cuda() && src_device != dst_device;
+    if (between_gpus) {  // the source GPU's queued writes must land before another GPU's copy reads
+      detail::DeviceGuard source(src_device.index);
+      MEDTL_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
+    }
     detail::DeviceGuard guard(dst_device.is_cuda() ? dst_device.index : src_device.index);
     MEDTL_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(nbytes), cudaMemcpyDefault, detail::stream()));
-    if (dst_device.is_cpu()) MEDTL_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
+    // A download is read by the host next; between GPUs the source block may be reused (on the
+    // source's stream) as soon as this returns.
+    if (dst_device.is_cpu() || between_gpus) MEDTL_CUDA_CHECK(cudaStreamSynchronize(detail::stream()));
   }
 
   void copy_(const Tensor& dst, const Tensor& src) override { cuda::copy_(dst, src); }
