@@ -1,7 +1,7 @@
 // Tests of the benchmark's training engines on small synthetic data: a NaN or exploding loss ends a
 // run with TrainingDiverged (which the grid records), a run interrupted after a checkpoint resumes
-// to bit-identical results, early stopping keeps the best-validation epoch, and the segmentation
-// engine trains and scores the U-Net.
+// to bit-identical results, early stopping keeps the best-validation epoch, the segmentation
+// engine trains and scores the U-Net, and both engines on a (stand-in) GPU give the CPU's bits.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +16,7 @@
 #include "tensor/determinism.h"
 #include "tensor/error.h"
 #include "tensor/parallel.h"
+#include "tests/host_device_backend.h"
 
 namespace medtl::experiments::bench {
 namespace {
@@ -195,6 +196,55 @@ TEST_F(BenchmarkTrain, SegmentationEngineTrainsAndScores) {
   EXPECT_LE(r.dice_mean, 1.0);
   // The paper's augmentation, scaled: at 224 px it is the paper's parameters.
   EXPECT_NE(scaled_segmentation_augmentation(224)->describe().find("156"), std::string::npos);
+}
+
+// Both engines with job.device on a GPU -- here the host stand-in (tests/host_device_backend.h),
+// whose ops are the CPU's -- move the model, every batch and the optimizer state there, resume
+// from a checkpoint written from device tensors, and bring predictions back for the metrics: the
+// same losses, AUC and Dice as on the CPU, bit for bit.
+TEST_F(BenchmarkTrain, EnginesOnADeviceGiveTheCpuBits) {
+  const ClassifierJob cpu_job = classifier_job();
+  const ClassifierResult cpu = train_classifier(cpu_job, settings(2, ""), nullptr);
+  SegmenterJob seg_job;
+  seg_job.protocol.task = "segmentation";
+  seg_job.protocol.image_size = 32, seg_job.protocol.batch = 4, seg_job.protocol.eval_batch = 4;
+  seg_job.protocol.workers = 0;
+  seg_job.data = synthetic_split(true);
+  seg_job.init = file_init();
+  seg_job.seed = 7;
+  const SegmenterResult cpu_seg = train_segmenter(seg_job, settings(1, ""), nullptr);
+
+  testing::HostDeviceBackend gpu;
+  ClassifierJob job = cpu_job;
+  job.device = Device::cuda(0);
+  const std::string dir = ::testing::TempDir() + "/device_resume";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string ckpt = dir + "/checkpoint.h5";
+  auto interrupt = [](const ProgressEvent& e) {
+    if (e.kind == ProgressEvent::Kind::Batch && e.epoch == 1) throw Interrupt{};
+  };
+  EXPECT_THROW(train_classifier(job, settings(2, ckpt), interrupt), Interrupt);
+  const ClassifierResult on_device = train_classifier(job, settings(2, ckpt), nullptr);
+  EXPECT_EQ(on_device.loop.resumed_from, 1);
+  EXPECT_EQ(on_device.model->device(), Device::cuda(0));
+  EXPECT_EQ(on_device.loop.train_losses, cpu.loop.train_losses);
+  EXPECT_EQ(on_device.loop.val_losses, cpu.loop.val_losses);
+  EXPECT_EQ(on_device.auc.mean, cpu.auc.mean);
+  EXPECT_GT(gpu.calls().count("conv2d_backward_weight"), 0u);
+  EXPECT_GT(gpu.calls().count("adam_step_"), 0u);
+
+  seg_job.device = Device::cuda(0);
+  const SegmenterResult seg = train_segmenter(seg_job, settings(1, ""), nullptr);
+  EXPECT_EQ(seg.loop.val_losses, cpu_seg.loop.val_losses);
+  EXPECT_EQ(seg.dice_global, cpu_seg.dice_global);
+  EXPECT_EQ(seg.dice_mean, cpu_seg.dice_mean);
+  EXPECT_GT(gpu.calls().count("upsample_nearest2x_backward"), 0u);
+
+  // The engines keep one network per layout across runs: put them back on the CPU before the
+  // stand-in goes, for the tests that follow.
+  on_device.model->to(Device::cpu());
+  seg.model->to(Device::cpu());
 }
 
 }  // namespace
